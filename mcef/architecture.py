@@ -1,0 +1,500 @@
+"""Chapter 02 library: the fusion network taken apart, block by block, on the model's own modules.
+
+- :func:`parameter_table`: every parameter of an :class:`~mcef.model.MCEF` assigned to the block it belongs to
+  (stacked weights are split by group), so that the rows sum exactly to :func:`~mcef.model.count_parameters`;
+  :func:`parameter_polynomial` turns the per-block counts into exact polynomials in the hidden size H.
+- :func:`shape_trace`: the tensor shapes entering and leaving each top-level module during one forward pass,
+  recorded with forward hooks (the model is run, never re-implemented).
+- :func:`dialogue_attention`: one dialogue through the model with ``return_attention=True``: attention maps of
+  every block and the modality weights of the gated fusion; :func:`attention_summary` condenses them.
+- :func:`chapter_data` and :func:`trained_model`: the chapter's dataset (three modalities needed) and its model
+  (a finished run reused when one matches, else a short run trained with :func:`mcef.train.fit`).
+- Figures of the chapter: :func:`parameter_bars`, :func:`attention_grid`, :func:`gate_plot`.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from dataclasses import dataclass, replace
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+import torch
+from plotly.subplots import make_subplots
+
+from mcef.data.batch import Batch
+from mcef.data.dataset import MODALITIES, DialogueDataset
+from mcef.model import MCEF, MCEFConfig, MCEFOutput, count_parameters
+from mcef.plots import MODALITY_COLORS, _layout
+
+# Top-level module of MCEF -> (stage number, stage name), in the order of the forward pass.
+STAGES = {
+    "input_proj": (1, "input projection"),
+    "speaker_embedding": (2, "speaker embedding"),
+    "concat_proj": (3, "concatenation"),
+    "self_blocks": (3, "self-attention"),
+    "cross_blocks": (3, "cross-attention"),
+    "gates": (4, "sigmoid gate"),
+    "reduce": (5, "reduce"),
+    "fusion_scorer": (6, "gated fusion"),
+    "heads": (7, "modality head"),
+    "fused_head": (7, "fused head"),
+}
+# The reference's own count with IEMOCAP dims (1024/1582/342) and 6 classes (see the book's reference page):
+# coefficients of H^2, H and 1. The chapter checks it against the count of our implementation.
+REFERENCE_POLYNOMIAL = (73, 3068, 24)
+RUN_NAME = "02_fusion_architecture"  # this chapter's own run, under the book's run root
+SHARED_RUN_NAME = "mcef"  # the training chapter's main run (run_root/mcef/seed<seed>), reused when it matches
+
+
+# ----------------------------------------------------------------------------- parameters per block
+
+
+def group_labels(model: MCEF) -> dict[str, list[str]]:
+    """Block label of each group of the stacked modules (``"text<-audio"``, ``"text"``...)."""
+    names = model.config.modalities
+    if model.config.fusion == "concat":
+        selfs = ["fused<-fused"]
+    else:
+        selfs = [f"{m}<-{m}" for m in names]
+    cross = [f"{names[t]}<-{names[s]}" for t, s in model.pairs]
+    return {"self_blocks": selfs, "cross_blocks": cross, "gates": selfs + cross, "reduce": list(names), "heads": list(names)}
+
+
+def parameter_table(model: MCEF) -> pd.DataFrame:
+    """One row per (block, part): columns stage, stage_name, block, part, parameters.
+
+    Stacked weights (``(G, ...)``) are split into their G blocks; the rows sum to ``count_parameters(model)``
+    (checked here: a parameter the table cannot place raises instead of being dropped).
+    """
+    labels = group_labels(model)
+    rows: dict[tuple[str, str, str], int] = {}
+    for name, parameter in model.named_parameters():
+        top, *rest = name.split(".")
+        if top not in STAGES:
+            raise KeyError(f"parameter_table: no stage known for parameter {name!r} of {type(model).__name__}")
+        part = rest[-1] if len(rest) == 1 or top == "input_proj" else rest[0]  # e.g. "in_proj", "weight", "bias"
+        if top in labels:  # stacked: dimension 0 indexes the blocks
+            if parameter.shape[0] != len(labels[top]):
+                raise ValueError(f"parameter_table: {name} has {parameter.shape[0]} groups, expected {len(labels[top])}")
+            for label, group in zip(labels[top], parameter):
+                rows[(top, label, part)] = rows.get((top, label, part), 0) + group.numel()
+        else:
+            block = rest[0] if top == "input_proj" else STAGES[top][1]
+            rows[(top, block, part)] = rows.get((top, block, part), 0) + parameter.numel()
+    table = pd.DataFrame(
+        [
+            {"stage": STAGES[top][0], "stage_name": STAGES[top][1], "block": block, "part": part, "parameters": count}
+            for (top, block, part), count in rows.items()
+        ]
+    )
+    total, expected = int(table["parameters"].sum()), count_parameters(model)
+    if total != expected:
+        raise AssertionError(f"parameter_table: rows sum to {total}, count_parameters says {expected}")
+    return table
+
+
+def per_block(table: pd.DataFrame) -> pd.DataFrame:
+    """The parts of ``parameter_table`` summed per block, in forward order."""
+    return table.groupby(["stage", "stage_name", "block"], sort=False, as_index=False)["parameters"].sum()
+
+
+def meta_model(config: MCEFConfig) -> MCEF:
+    """``MCEF(config)`` with parameters on the meta device: shapes only, no memory, no initialisation cost."""
+    with torch.device("meta"):
+        return MCEF(config)
+
+
+def parameter_polynomial(config: MCEFConfig, probe_hidden: tuple[int, ...] = (32, 64, 96, 128)) -> pd.DataFrame:
+    """Each block's parameter count as an exact polynomial a H^2 + b H + c in the hidden size H.
+
+    The counts of models built (on the meta device) at the first three ``probe_hidden`` sizes determine the
+    coefficients exactly (rational arithmetic); every further size must match them, else ValueError.
+    Returns the rows of :func:`per_block` with columns ``h2``, ``h1``, ``h0`` and a readable ``formula``.
+    """
+    counts = [per_block(parameter_table(meta_model(replace(config, hidden=h)))) for h in probe_hidden]
+    keys = ["stage", "stage_name", "block"]
+    result = counts[0][keys].copy()
+    matrix = [[Fraction(h * h), Fraction(h), Fraction(1)] for h in probe_hidden[:3]]
+    coefficients = []
+    for i in range(len(result)):
+        values = [Fraction(int(c["parameters"].iloc[i])) for c in counts]
+        a, b, c = _solve3(matrix, values[:3])
+        for h, value in zip(probe_hidden[3:], values[3:]):
+            if a * h * h + b * h + c != value:
+                raise ValueError(f"parameter_polynomial: block {result['block'].iloc[i]!r} is not quadratic in H")
+        if any(x.denominator != 1 for x in (a, b, c)):
+            raise ValueError(f"parameter_polynomial: block {result['block'].iloc[i]!r} has non-integer coefficients")
+        coefficients.append((int(a), int(b), int(c)))
+    result[["h2", "h1", "h0"]] = coefficients
+    result["formula"] = [format_polynomial(*c) for c in coefficients]
+    return result
+
+
+def _solve3(matrix: list[list[Fraction]], values: list[Fraction]) -> list[Fraction]:
+    """Exact solution of a 3x3 linear system (Gauss-Jordan over the rationals)."""
+    rows = [row[:] + [v] for row, v in zip(matrix, values)]
+    for col in range(3):
+        pivot = next(r for r in range(col, 3) if rows[r][col] != 0)
+        rows[col], rows[pivot] = rows[pivot], rows[col]
+        rows[col] = [x / rows[col][col] for x in rows[col]]
+        for r in range(3):
+            if r != col:
+                rows[r] = [x - rows[r][col] * y for x, y in zip(rows[r], rows[col])]
+    return [row[3] for row in rows]
+
+
+def format_polynomial(a: int, b: int, c: int) -> str:
+    """``73H² + 3068H + 24`` style text (zero terms left out)."""
+    terms = [(a, "H²"), (b, "H"), (c, "")]
+    text = " + ".join(f"{'' if v == 1 and s else v}{s}" for v, s in terms if v)
+    return text or "0"
+
+
+def evaluate_polynomial(coefficients: tuple[int, int, int], hidden: int) -> int:
+    """a H^2 + b H + c at ``hidden``."""
+    a, b, c = coefficients
+    return a * hidden * hidden + b * hidden + c
+
+
+# ----------------------------------------------------------------------------- shapes through the forward pass
+
+
+def traced_modules(model: MCEF) -> dict[str, torch.nn.Module]:
+    """The modules whose calls :func:`shape_trace` records: each input projection and every top-level block."""
+    modules = {f"input_proj.{m}": module for m, module in model.input_proj.items()}
+    modules.update({name: module for name, module in model.named_children() if name in STAGES and name != "input_proj"})
+    return modules
+
+
+def _shapes(value) -> str:
+    if isinstance(value, torch.Tensor):
+        return str(tuple(value.shape))
+    if isinstance(value, (tuple, list)):
+        return ", ".join(_shapes(v) for v in value if v is not None and not isinstance(v, (bool, int)) and _shapes(v))
+    return ""
+
+
+def shape_trace(model: MCEF, batch: Batch) -> pd.DataFrame:
+    """Run ``model`` on ``batch`` (eval mode, no gradients) and record every traced module call in order.
+
+    Columns: step, module, stage_name, inputs, outputs (tensor shapes; non-tensor arguments left out). The
+    position-wise layers work on packed rows ``(N, H)`` (N valid utterances) when ``config.packed``; a final
+    row per output of :class:`~mcef.model.MCEFOutput` shows the padded ``(B, T, ...)`` results.
+    """
+    records = []
+    handles = []
+
+    def hook(name):
+        def record(module, inputs, output):
+            records.append({"module": name, "stage_name": STAGES[name.split(".")[0]][1], "inputs": _shapes(inputs),
+                            "outputs": _shapes(output)})  # fmt: skip
+        return record
+
+    for name, module in traced_modules(model).items():
+        handles.append(module.register_forward_hook(hook(name)))
+    was_training = model.training
+    try:
+        model.eval()
+        with torch.no_grad():
+            output = model(batch)
+    finally:
+        for handle in handles:
+            handle.remove()
+        model.train(was_training)
+    for m, tensor in output.representations.items():
+        records.append({"module": f"output.representations[{m}]", "stage_name": "output", "inputs": "", "outputs": _shapes(tensor)})
+    records.append({"module": "output.fused_logits", "stage_name": "output", "inputs": "", "outputs": _shapes(output.fused_logits)})
+    table = pd.DataFrame(records)
+    table.insert(0, "step", range(1, len(table) + 1))
+    return table
+
+
+# ----------------------------------------------------------------------------- one dialogue through the model
+
+
+def dialogue_batch(dataset: DialogueDataset, dialogue_id: str, modalities: tuple[str, ...], device="cpu") -> Batch:
+    """A batch holding the one dialogue ``dialogue_id`` (no padding)."""
+    dialogue = dataset.dialogues[dialogue_id]
+    features = {m: torch.as_tensor(np.asarray(dialogue.features[m], dtype=np.float32), device=device)[None] for m in modalities}
+    length = len(dialogue)
+    return Batch(
+        features=features,  # modality -> (1, T, D_m)
+        mask=torch.ones(1, length, dtype=torch.bool, device=device),
+        speakers=torch.as_tensor(dialogue.speakers, dtype=torch.long, device=device)[None],
+        labels=torch.as_tensor(dialogue.labels, dtype=torch.long, device=device)[None],
+        dialogue_ids=[dialogue_id],
+    )
+
+
+def run_with_attention(model: MCEF, batch: Batch) -> MCEFOutput:
+    """The model's output on ``batch`` with attention and gate weights (eval mode, no gradients)."""
+    was_training = model.training
+    try:
+        model.eval()
+        with torch.no_grad():
+            return model(batch.to(next(model.parameters()).device), return_attention=True)
+    finally:
+        model.train(was_training)
+
+
+@dataclass
+class DialogueAttention:
+    """Attention and gate weights of one dialogue, as numpy arrays."""
+
+    dialogue_id: str
+    modalities: tuple[str, ...]
+    labels: list[str]  # true emotion of each utterance
+    predictions: list[str]  # the fused head's prediction
+    speakers: list[str]
+    attention: dict[str, np.ndarray]  # "target<-source" -> (heads, T, T); row = query utterance, column = key
+    gates: np.ndarray | None  # (T, M, H) softmax weights of the gated fusion (None for concat/late)
+
+    def modality_weights(self) -> np.ndarray:
+        """(T, M): the fusion weight of each modality per utterance, averaged over the H features."""
+        return self.gates.mean(axis=2)
+
+
+def pick_dialogue(dataset: DialogueDataset, split: str = "test") -> str:
+    """The dialogue of ``split`` whose length is the split's median (the first such, in split order)."""
+    ids = dataset.splits[split]
+    lengths = np.array([len(dataset.dialogues[d]) for d in ids])
+    return ids[int(np.argmin(np.abs(lengths - np.median(lengths))))]
+
+
+def dialogue_attention(model: MCEF, dataset: DialogueDataset, dialogue_id: str) -> DialogueAttention:
+    """Run ``dialogue_id`` through ``model`` with ``return_attention=True``."""
+    dialogue = dataset.dialogues[dialogue_id]
+    output = run_with_attention(model, dialogue_batch(dataset, dialogue_id, model.config.modalities))
+    predictions = output.fused_logits[0].argmax(-1).cpu().numpy()
+    return DialogueAttention(
+        dialogue_id=dialogue_id,
+        modalities=model.config.modalities,
+        labels=[dataset.label_names[i] for i in dialogue.labels],
+        predictions=[dataset.label_names[i] for i in predictions],
+        speakers=[dataset.speaker_names[i] for i in dialogue.speakers],
+        attention={k: w[0].float().cpu().numpy() for k, w in output.attention.items()},
+        gates=None if output.gates is None else output.gates[0].float().cpu().numpy(),
+    )
+
+
+def attention_summary(snapshot: DialogueAttention) -> pd.DataFrame:
+    """Per block (heads averaged): mean query-key distance in utterances, share of weight on the query's own
+    utterance and its two neighbours, and entropy relative to uniform attention (1 = uniform). The last row,
+    ``uniform``, is what attention spread evenly over the dialogue would give."""
+    T = len(snapshot.labels)
+    distance = np.abs(np.arange(T)[:, None] - np.arange(T)[None, :])  # (T, T)
+    maps = {block: weights.mean(axis=0) for block, weights in snapshot.attention.items()}
+    maps["uniform"] = np.full((T, T), 1.0 / T)
+    rows = []
+    for block, weights in maps.items():
+        target, _, source = block.partition("<-")
+        entropy = -(weights * np.log(np.clip(weights, 1e-12, None))).sum(axis=1)
+        rows.append(
+            {
+                "block": block,
+                "kind": "reference" if not source else "self" if target == source else "cross",
+                "mean_distance": float((weights * distance).sum(axis=1).mean()),
+                "local_share": float((weights * (distance <= 1)).sum(axis=1).mean()),
+                "relative_entropy": float(entropy.mean() / np.log(T)),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+# ----------------------------------------------------------------------------- the chapter's data and model
+
+
+def chapter_data(data: str, profile: str, seed: int = 0) -> tuple[DialogueDataset, str]:
+    """The dataset of the chapter and a sentence saying which it is.
+
+    The chapter needs all three modalities: ``data`` (a path) or the real feature data that
+    :func:`mcef.data.discovery.discover_data` finds is used when it has them; otherwise the synthetic default
+    sized by the profile's ``synthetic`` section, and the sentence says why. Transcripts alone are not
+    encoded here (they could only give text).
+    """
+    from mcef.book import describe_data
+    from mcef.data import SyntheticConfig, make_synthetic
+    from mcef.data.discovery import discover_data, find_data
+    from mcef.profiles import load_profile
+
+    choice = find_data(data or None)
+    if choice.kind == "features":
+        dataset, choice = discover_data(data or None)
+        if set(MODALITIES) <= set(dataset.modalities):
+            return dataset, describe_data(dataset, choice.description)
+        reason = f"{choice.description} has only {', '.join(dataset.modalities) or 'no'} features"
+    elif choice.kind == "transcripts+text-features":
+        reason = f"the data found ({choice.description}) can give text features only"
+    else:
+        reason = "no real multimodal features were given or found"
+    overrides = load_profile(profile).section("synthetic")
+    dataset = make_synthetic(SyntheticConfig(**{"seed": seed, **overrides}))
+    return dataset, describe_data(dataset, f"synthetic default ({reason}; this chapter needs text, audio and visual)")
+
+
+@dataclass(frozen=True)
+class ChapterSettings:
+    """How the chapter's model is trained when no finished run can be reused (profile section ``architecture``)."""
+
+    hidden: int = 512  # H of the trained model (the paper's 512 outside the smoke profile)
+    epochs: int = 10  # training epochs (the best one is chosen on validation weighted F1)
+    lr: float = 1e-4  # Adam learning rate
+    batch_size: int = 16  # dialogues per batch
+
+
+# Used when a profile has no ``architecture`` section; the section's keys override these.
+DEFAULT_SETTINGS = {
+    "smoke": ChapterSettings(hidden=64, epochs=4, lr=1e-3, batch_size=8),
+    "quick": ChapterSettings(hidden=512, epochs=10),
+    "full": ChapterSettings(hidden=512, epochs=150),
+}
+
+
+def chapter_settings(profile: str) -> ChapterSettings:
+    """The :class:`ChapterSettings` of ``profile``: its ``architecture`` section over the defaults."""
+    from mcef.profiles import load_profile
+
+    spec = load_profile(profile)
+    base = DEFAULT_SETTINGS.get(spec.name, ChapterSettings())
+    return replace(base, **dict(spec.sections.get("architecture", {})))
+
+
+def experiment_config(settings: ChapterSettings, *, seed: int, device: str):
+    """The :class:`mcef.config.ExperimentConfig` of the chapter's own short run."""
+    from mcef.config import config_from_dict
+
+    return config_from_dict(
+        {
+            "name": RUN_NAME,
+            "model": {"hidden": settings.hidden},
+            "train": {"epochs": settings.epochs, "lr": settings.lr, "batch_size": settings.batch_size, "seed": seed,
+                      "device": device, "record_oracle_test": False, "progress": False,
+                      "checkpoint_every": settings.epochs},
+        },
+        "chapter 02 settings",
+    )  # fmt: skip
+
+
+def _same_data(summary: dict, dataset: DialogueDataset) -> bool:
+    from mcef.train import describe_data
+
+    recorded = {k: v for k, v in summary.get("data", {}).items() if k != "description"}
+    expected = {k: v for k, v in describe_data(dataset, "").items() if k != "description"}
+    return json.loads(json.dumps(recorded)) == json.loads(json.dumps(expected))
+
+
+def load_run_model(run_dir: str | Path, device: str = "cpu") -> MCEF:
+    """The model of ``run_dir/best.pt`` (the epoch selected on validation), in eval mode."""
+    from mcef.device import resolve_device
+
+    path = Path(run_dir) / "best.pt"
+    if not path.is_file():
+        raise FileNotFoundError(f"load_run_model: {path} does not exist (train the run first)")
+    target = resolve_device(device)
+    state = torch.load(path, map_location=target, weights_only=False)
+    if "model_config" not in state or "model" not in state:
+        raise KeyError(f"{path}: expected keys 'model_config' and 'model' (a checkpoint of mcef.train.fit)")
+    model = MCEF(MCEFConfig(**state["model_config"])).to(target)
+    model.load_state_dict(state["model"])
+    return model.eval()
+
+
+def trained_model(dataset: DialogueDataset, settings: ChapterSettings, *, run_root: str | Path, seed: int,
+                  profile: str = "smoke", device: str = "auto", data_description: str = "") -> tuple[MCEF, dict]:  # fmt: skip
+    """Train or load the chapter's model; returns it and ``{"run_dir", "origin", "summary"}``.
+
+    Reused, in this order, when finished (``summary.json`` and ``best.pt``) on the same data: the training
+    chapter's run ``run_root/mcef/seed<seed>``, then this chapter's own run ``run_root/02_fusion_architecture/
+    seed<seed>`` if trained with the same config. Otherwise the own run is trained now with
+    :func:`mcef.train.fit`. An empty ``run_root`` means the book's default (``runs/book/<profile>``).
+    """
+    from mcef.book import BookParameters, resolve_parameters
+    from mcef.config import config_to_dict, load_config
+    from mcef.train import fit
+
+    run_root = run_root or resolve_parameters(BookParameters(profile=profile))["run_root"]
+    config = experiment_config(settings, seed=seed, device=device)
+    shared = Path(run_root) / SHARED_RUN_NAME / f"seed{seed}"
+    own = Path(run_root) / RUN_NAME / f"seed{seed}"
+    for run_dir, origin in ((shared, "the training chapter's run"), (own, "this chapter's earlier run")):
+        summary_path = run_dir / "summary.json"
+        if not (summary_path.is_file() and (run_dir / "best.pt").is_file()):
+            continue
+        summary = json.loads(summary_path.read_text(encoding="utf-8"))
+        if not _same_data(summary, dataset):
+            continue
+        if run_dir == own and config_to_dict(load_config(run_dir / "config.yaml")) != config_to_dict(config):
+            continue
+        return load_run_model(run_dir, device), {"run_dir": str(run_dir), "origin": f"loaded from {origin}", "summary": summary}
+    with warnings.catch_warnings():  # fit imports tqdm.auto, which warns in a kernel without ipywidgets
+        warnings.filterwarnings("ignore", message="IProgress not found")
+        summary = fit(config, dataset=dataset, run_dir=own, progress=False, data_description=data_description or None)
+    return load_run_model(own, device), {"run_dir": str(own), "origin": "trained now by this chapter", "summary": summary}
+
+
+# ----------------------------------------------------------------------------- figures
+
+
+def parameter_bars(blocks: pd.DataFrame, title: str = "Parameters per block") -> go.Figure:
+    """Horizontal bars of :func:`per_block`, coloured by stage, largest blocks readable at a glance."""
+    fig = go.Figure()
+    for stage_name, rows in blocks.groupby("stage_name", sort=False):
+        fig.add_trace(
+            go.Bar(
+                y=[f"{stage_name}: {b}" if b != stage_name else b for b in rows["block"]], x=rows["parameters"],
+                orientation="h", name=stage_name, hovertemplate="%{y}: %{x:,} parameters<extra></extra>",
+            )
+        )  # fmt: skip
+    fig.update_yaxes(autorange="reversed")
+    fig.update_xaxes(title="parameters", tickformat=",")
+    return _layout(fig, title, height=max(420, 22 * len(blocks) + 120))
+
+
+def attention_grid(snapshot: DialogueAttention, title: str | None = None) -> go.Figure:
+    """Heatmaps of every block's attention (heads averaged): rows = target modality, columns = source modality."""
+    names = [m for m in MODALITIES if m in snapshot.modalities]
+    fig = make_subplots(
+        rows=len(names), cols=len(names), shared_xaxes=True, shared_yaxes=True, horizontal_spacing=0.03, vertical_spacing=0.06,
+        subplot_titles=[f"{t} <- {s}" for t in names for s in names],
+    )  # fmt: skip
+    hover = [[f"query {i} ({snapshot.speakers[i]}, {snapshot.labels[i]})<br>key {j} ({snapshot.speakers[j]}, "
+              f"{snapshot.labels[j]})" for j in range(len(snapshot.labels))] for i in range(len(snapshot.labels))]  # fmt: skip
+    for r, target in enumerate(names, start=1):
+        for c, source in enumerate(names, start=1):
+            weights = snapshot.attention[f"{target}<-{source}"].mean(axis=0)  # (T, T)
+            fig.add_trace(
+                go.Heatmap(
+                    z=weights, coloraxis="coloraxis", text=hover,
+                    hovertemplate="%{text}<br>weight %{z:.3f}<extra>" + f"{target} <- {source}</extra>",
+                ),
+                row=r, col=c,
+            )  # fmt: skip
+    fig.update_yaxes(autorange="reversed")
+    for r in range(1, len(names) + 1):
+        fig.update_yaxes(title_text="query utterance" if r == len(names) // 2 + 1 else None, row=r, col=1)
+    fig.update_xaxes(title_text="key utterance", row=len(names), col=len(names) // 2 + 1)
+    fig.update_layout(coloraxis=dict(colorscale="Blues", colorbar=dict(title="weight")))
+    return _layout(fig, title or f"Attention of every block on dialogue {snapshot.dialogue_id} (mean over heads)", height=760)
+
+
+def gate_plot(snapshot: DialogueAttention, title: str | None = None) -> go.Figure:
+    """Fusion weight of each modality per utterance (mean over features; they sum to 1 per utterance)."""
+    weights = snapshot.modality_weights()  # (T, M)
+    x = np.arange(len(snapshot.labels))
+    hover = [f"utterance {i} ({snapshot.speakers[i]})<br>label {snapshot.labels[i]}, predicted {snapshot.predictions[i]}" for i in x]
+    fig = go.Figure()
+    for k, modality in enumerate(snapshot.modalities):
+        fig.add_trace(
+            go.Scatter(
+                x=x, y=weights[:, k], mode="lines", stackgroup="weights", name=modality, text=hover,
+                line_color=MODALITY_COLORS.get(modality), hovertemplate="%{text}<br>" + modality + ": %{y:.3f}<extra></extra>",
+            )
+        )  # fmt: skip
+    fig.update_yaxes(range=[0, 1], title="fusion weight (mean over features)")
+    fig.update_xaxes(title="utterance")
+    return _layout(fig, title or f"Gated fusion: weight of each modality on dialogue {snapshot.dialogue_id}")

@@ -1,0 +1,150 @@
+"""Chapter 02's library: parameter table, polynomial, shape trace, attention maps, train-or-load."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from mcef import architecture as arch
+from mcef.data import DialogueLoader
+from mcef.model import MCEF, MCEFConfig, count_parameters
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tiny_dataset) -> MCEF:
+    torch.manual_seed(0)
+    return MCEF(MCEFConfig.from_dataset(tiny_dataset, hidden=16, n_heads=4, n_self_heads=2)).eval()
+
+
+@pytest.fixture(scope="module")
+def padded_batch(tiny_dataset):
+    batch = next(iter(DialogueLoader(tiny_dataset, "train", batch_size=4)))
+    assert not batch.mask.all(), "the test needs a batch with padding"
+    return batch
+
+
+def test_parameter_table_sums_to_the_paper_count():
+    model = arch.meta_model(MCEFConfig.paper())
+    table = arch.parameter_table(model)
+    assert int(table["parameters"].sum()) == count_parameters(model) == 20_707_352
+    blocks = arch.per_block(table)
+    assert int(blocks["parameters"].sum()) == 20_707_352
+    counts = blocks.groupby("stage_name", sort=False)["block"].count()
+    assert counts["self-attention"] == 3 and counts["cross-attention"] == 6 and counts["sigmoid gate"] == 9
+    # every attention block has the same size, and its parts add up to 6H^2 + 10H
+    attention = blocks[blocks["stage_name"].isin(["self-attention", "cross-attention"])]["parameters"]
+    assert set(attention) == {6 * 512**2 + 10 * 512}
+
+
+@pytest.mark.parametrize("fusion", ["equal", "sdt", "concat", "late"])
+def test_parameter_table_sums_for_every_fusion(tiny_dataset, fusion):
+    model = MCEF(MCEFConfig.from_dataset(tiny_dataset, hidden=16, n_heads=4, n_self_heads=2, fusion=fusion))
+    table = arch.parameter_table(model)
+    assert int(table["parameters"].sum()) == count_parameters(model)
+    assert (table["parameters"] > 0).all()
+
+
+def test_parameter_polynomial_matches_the_reference_and_the_counts():
+    polynomial = arch.parameter_polynomial(MCEFConfig.paper())
+    coefficients = tuple(int(polynomial[c].sum()) for c in ("h2", "h1", "h0"))
+    assert coefficients == arch.REFERENCE_POLYNOMIAL == (73, 3068, 24)
+    for hidden, expected in ((512, 20_707_352), (1024, 79_687_704)):
+        assert arch.evaluate_polynomial(coefficients, hidden) == expected
+        assert count_parameters(arch.meta_model(MCEFConfig.paper(hidden=hidden))) == expected
+    assert arch.format_polynomial(*coefficients) == "73H² + 3068H + 24"
+    assert arch.format_polynomial(1, 0, 0) == "H²"
+
+
+@pytest.mark.parametrize("packed", [True, False])
+def test_shape_trace(tiny_dataset, padded_batch, packed):
+    model = MCEF(MCEFConfig.from_dataset(tiny_dataset, hidden=16, n_heads=4, n_self_heads=2, packed=packed))
+    trace = arch.shape_trace(model, padded_batch).set_index("module")
+    B, T = padded_batch.mask.shape
+    N = padded_batch.n_utterances if packed else B * T
+    H, C, M, P = 16, tiny_dataset.n_classes, 3, 6
+    for m, dim in tiny_dataset.dims.items():
+        assert trace.loc[f"input_proj.{m}", "inputs"] == str((N, dim))
+        assert trace.loc[f"input_proj.{m}", "outputs"] == str((N, H))
+    assert trace.loc["self_blocks", "inputs"] == str((M, N, H))
+    assert trace.loc["self_blocks", "outputs"] == str((M, N, H))
+    assert trace.loc["cross_blocks", "inputs"] == f"{(P, N, H)}, {(P, N, H)}"
+    assert trace.loc["cross_blocks", "outputs"] == str((P, N, H))
+    assert trace.loc["gates", "outputs"] == str((M + P, N, H))
+    assert trace.loc["reduce", "inputs"] == str((M, N, 3 * H))
+    assert trace.loc["reduce", "outputs"] == str((M, N, H))
+    assert trace.loc["heads", "outputs"] == str((M, N, C))
+    assert trace.loc["fused_head", "outputs"] == str((N, C))
+    assert trace.loc["output.representations[text]", "outputs"] == str((B, T, H))
+    assert trace.loc["output.fused_logits", "outputs"] == str((B, T, C))
+    # the hooks are gone afterwards
+    assert all(not module._forward_hooks for module in arch.traced_modules(model).values())
+
+
+def test_attention_rows_sum_to_one_on_valid_keys_and_zero_on_padding(tiny_model, padded_batch):
+    output = arch.run_with_attention(tiny_model, padded_batch)
+    mask = padded_batch.mask
+    assert set(output.attention) == {f"{t}<-{s}" for t in ("text", "audio", "visual") for s in ("text", "audio", "visual")}
+    for block, weights in output.attention.items():
+        heads = 2 if block.split("<-")[0] == block.split("<-")[1] else 4
+        assert weights.shape == (mask.shape[0], heads) + (mask.shape[1],) * 2
+        valid_rows = weights.permute(0, 2, 1, 3)[mask]  # (N, heads, T): valid queries only
+        keys = mask.repeat_interleave(mask.sum(1), dim=0)[:, None, :].expand_as(valid_rows)  # each row's dialogue
+        torch.testing.assert_close(valid_rows.sum(-1), torch.ones(valid_rows.shape[:2]))
+        assert torch.all(valid_rows[~keys] == 0)
+    gates = output.gates  # (B, T, M, H): softmax across modalities at valid utterances, zero at padding
+    torch.testing.assert_close(gates[mask].sum(1), torch.ones(int(mask.sum()), gates.shape[-1]))
+    assert torch.all(gates[~mask] == 0)
+    assert tiny_model.training is False
+
+
+def test_dialogue_attention(tiny_model, tiny_dataset):
+    dialogue_id = arch.pick_dialogue(tiny_dataset, "test")
+    lengths = [len(tiny_dataset.dialogues[d]) for d in tiny_dataset.splits["test"]]
+    T = len(tiny_dataset.dialogues[dialogue_id])
+    assert T == sorted(lengths)[len(lengths) // 2]
+    snapshot = arch.dialogue_attention(tiny_model, tiny_dataset, dialogue_id)
+    assert len(snapshot.labels) == len(snapshot.predictions) == len(snapshot.speakers) == T
+    for weights in snapshot.attention.values():
+        np.testing.assert_allclose(weights.sum(-1), 1.0, rtol=1e-5)
+    np.testing.assert_allclose(snapshot.modality_weights().sum(1), 1.0, rtol=1e-5)
+    summary = arch.attention_summary(snapshot).set_index("block")
+    assert summary.loc["uniform", "relative_entropy"] == pytest.approx(1.0)
+    assert ((summary["relative_entropy"] > 0) & (summary["relative_entropy"] <= 1 + 1e-6)).all()
+    assert ((summary["local_share"] > 0) & (summary["local_share"] <= 1 + 1e-6)).all()
+    figure = arch.attention_grid(snapshot)
+    assert sum(trace.type == "heatmap" for trace in figure.data) == 9
+    assert len(arch.gate_plot(snapshot).data) == 3
+
+
+@pytest.mark.slow
+def test_trained_model_trains_then_loads(tiny_dataset, tmp_path):
+    settings = arch.ChapterSettings(hidden=16, epochs=1, lr=1e-3, batch_size=4)
+    model, run = arch.trained_model(tiny_dataset, settings, run_root=tmp_path, seed=0, device="cpu")
+    assert run["origin"] == "trained now by this chapter"
+    assert model.config.hidden == 16 and (tmp_path / arch.RUN_NAME / "seed0" / "best.pt").is_file()
+    again, run = arch.trained_model(tiny_dataset, settings, run_root=tmp_path, seed=0, device="cpu")
+    assert run["origin"] == "loaded from this chapter's earlier run"
+    for a, b in zip(model.state_dict().values(), again.state_dict().values()):
+        torch.testing.assert_close(a, b)
+    # a finished run of the training chapter on the same data takes precedence
+    shutil.copytree(tmp_path / arch.RUN_NAME, tmp_path / arch.SHARED_RUN_NAME)
+    _, run = arch.trained_model(tiny_dataset, settings, run_root=tmp_path, seed=0, device="cpu")
+    assert run["origin"] == "loaded from the training chapter's run"
+
+
+def test_chapter_data_without_three_modalities_uses_synthetic(tmp_path, monkeypatch):
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "iemocap_text.pkl").write_bytes(b"")  # discovery would find transcripts: text only
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MCEF_DATA", raising=False)
+    dataset, description = arch.chapter_data("", "smoke", seed=0)
+    assert dataset.name == "synthetic" and set(dataset.modalities) == {"text", "audio", "visual"}
+    assert "text features only" in description and "synthetic default" in description
+
+
+def test_load_run_model_names_the_missing_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match="best.pt"):
+        arch.load_run_model(tmp_path)
