@@ -1,0 +1,135 @@
+"""Commands ``mcef train``, ``mcef evaluate``, ``mcef predict``, ``mcef sweep`` and ``mcef bench``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def _add_config_args(parser: argparse.ArgumentParser, *, many: bool = False) -> None:
+    if many:
+        parser.add_argument("--config", action="append", required=True, metavar="YAML",
+                            help="experiment config file; repeat for a grid (e.g. --config a.yaml --config b.yaml)")
+    else:
+        parser.add_argument("--config", metavar="YAML", help="experiment config file (default: all defaults)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
+                        help="override a config field, e.g. --set train.lr=1e-4 (repeatable)")
+
+
+def _data_override(args) -> list[str]:
+    return [f"data.path={args.data}"] if getattr(args, "data", None) else []
+
+
+def _train(args) -> int:
+    from mcef.config import load_config
+    from mcef.train import fit
+
+    overrides = [*args.overrides, *_data_override(args)]
+    if args.device:
+        overrides.append(f"train.device={args.device}")
+    config = load_config(args.config, overrides)
+    summary = fit(config, run_dir=args.run_dir, runs_root=args.runs_root, resume=args.resume,
+                  progress=False if args.quiet else None)
+    test, oracle = summary["test"], summary["oracle_best_test"]
+    print(f"run {summary['name']}: selected epoch {summary['selected_epoch']} (validation weighted-F1 "
+          f"{summary['valid']['weighted_f1']:.4f}); test accuracy {test['accuracy']:.4f}, weighted-F1 "
+          f"{test['weighted_f1']:.4f}, macro-F1 {test['macro_f1']:.4f}")
+    if oracle:
+        print(f"  oracle_best_test (test-selected, literature comparison only): accuracy {oracle['accuracy']:.4f}, "
+              f"weighted-F1 {oracle['weighted_f1']:.4f}")
+    print(f"  {summary['parameters']:,} parameters, {summary['device']}, {summary['wall_time_s']:.1f} s; "
+          f"data: {summary['data']['description']}")
+    return 0
+
+
+def _evaluate(args) -> int:
+    from mcef.evaluate import evaluate
+
+    result = evaluate(args.run_dir, args.data, split=args.split, device=args.device, checkpoint=args.checkpoint)
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+def _predict(args) -> int:
+    from mcef.evaluate import predict
+
+    rows = predict(args.run_dir, args.data, args.out, device=args.device, checkpoint=args.checkpoint)
+    print(f"wrote {len(rows)} utterance predictions to {args.out}")
+    return 0
+
+
+def _sweep(args) -> int:
+    from mcef.experiments import format_table, sweep
+
+    table = sweep(args.config, args.seeds, args.root, overrides=tuple([*args.overrides, *_data_override(args)]),
+                  progress=False if args.quiet else None)
+    print(format_table(table))
+    return 0
+
+
+def _bench(args) -> int:
+    from mcef.bench import bench, format_bench
+    from mcef.config import load_config
+
+    config = load_config(args.config, args.overrides)
+    result = bench(config, device=args.device, epochs=args.epochs, warmup=args.warmup, baseline=args.baseline,
+                   json_path=args.json)
+    print(format_bench(result))
+    return 0
+
+
+def add_commands(sub) -> None:
+    """Register the training commands on the ``mcef`` sub-parser collection ``sub``."""
+    p = sub.add_parser("train", help="train one run and write its run directory",
+                       description="Train one run (selection on validation) and write runs/<name>/: config.yaml, "
+                                   "metrics.jsonl, summary.json, best.pt, last.pt.")
+    _add_config_args(p)
+    p.add_argument("--data", metavar="PATH", help="feature file or directory (default: discovered data, else "
+                                                  "the synthetic default); same as --set data.path=PATH")
+    p.add_argument("--device", help="auto | cpu | cuda | mps (default: the config's train.device)")
+    p.add_argument("--runs-root", default="runs", help="parent of the run directory (default: runs)")
+    p.add_argument("--run-dir", help="run directory (default: RUNS_ROOT/<config name>)")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted run from its last checkpoint")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_train)
+
+    p = sub.add_parser("evaluate", help="evaluate a finished run on a split",
+                       description="Print loss terms, accuracy, weighted/macro-F1, per-class F1 and the confusion "
+                                   "matrix of a run's best.pt on a split of a dataset, as JSON.")
+    p.add_argument("run_dir", help="run directory written by `mcef train`")
+    p.add_argument("--data", metavar="PATH", help="feature file or directory (default: the run's own data)")
+    p.add_argument("--split", default="test", help="train | valid | test (default: test)")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | mps")
+    p.add_argument("--checkpoint", default="best.pt", help="best.pt (default) or last.pt")
+    p.set_defaults(func=_evaluate)
+
+    p = sub.add_parser("predict", help="predict every utterance of a feature file",
+                       description="Write one row per utterance (dialogue id, utterance index, speaker, split, "
+                                   "true label, predicted label, probability per class) as CSV or JSON.")
+    p.add_argument("run_dir", help="run directory written by `mcef train`")
+    p.add_argument("--data", metavar="PATH", help="feature file or directory (default: the run's own data)")
+    p.add_argument("--out", required=True, help="output file, .csv or .json")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | mps")
+    p.add_argument("--checkpoint", default="best.pt", help="best.pt (default) or last.pt")
+    p.set_defaults(func=_predict)
+
+    p = sub.add_parser("sweep", help="train a grid of configs x seeds and aggregate",
+                       description="Train every config with every seed under ROOT/<name>/seed<k>/ (finished runs "
+                                   "are skipped) and print mean ± std over seeds per config.")
+    _add_config_args(p, many=True)
+    p.add_argument("--seeds", type=int, nargs="+", default=[0], help="seeds (default: 0)")
+    p.add_argument("--root", default="runs/sweep", help="root of the runs (default: runs/sweep)")
+    p.add_argument("--data", metavar="PATH", help="feature file or directory for every run")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=_sweep)
+
+    p = sub.add_parser("bench", help="time training and evaluation on IEMOCAP-shaped data",
+                       description="Train-epoch seconds (median after warm-up), evaluation utterances/s, peak memory "
+                                   "and parameter count on 120 random dialogues with IEMOCAP's lengths and dims.")
+    _add_config_args(p)
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | mps (default: auto)")
+    p.add_argument("--epochs", type=int, default=3, help="timed epochs (default: 3)")
+    p.add_argument("--warmup", type=int, default=1, help="untimed warm-up epochs (default: 1)")
+    p.add_argument("--baseline", choices=["reference"], help="also time the reference's computation side by side")
+    p.add_argument("--json", metavar="PATH", help="also write the figures as JSON")
+    p.set_defaults(func=_bench)

@@ -1,0 +1,290 @@
+"""Experiment configuration: four frozen sections (data, model, loss, train), YAML in and out, dotted overrides.
+
+A config file only lists what differs from the defaults below; ``save_config`` always writes every field, so the
+``config.yaml`` of a run reloads to exactly the config that produced it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from mcef.data.dataset import MODALITIES
+
+
+class ConfigError(ValueError):
+    """A config file or override that cannot be used; the message names the file, the key and what was expected."""
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where the dialogues come from and which modalities the model sees."""
+
+    path: str | None = None  # feature file or directory; None = discovered data (else synthetic); "synthetic" = synthetic
+    modalities: tuple[str, ...] | None = None  # subset of text/audio/visual; None = every modality of the dataset
+    text_layer: str = "videoText"  # which text feature layer of an SDT-style pickle to read
+    valid_fraction: float = 0.1  # share of training dialogues held out when the file has no valid split
+    split_seed: int = 0  # seed of that held-out draw
+    synthetic: dict = field(default_factory=dict)  # overrides of mcef.data.SyntheticConfig for the synthetic data
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Architecture hyper-parameters; input sizes, speakers and classes come from the dataset."""
+
+    hidden: int = 512  # H: width of every stream (the paper's model; SDT uses 1024)
+    n_heads: int = 8  # heads of each cross-modal attention block
+    n_self_heads: int = 4  # heads of each self-attention block (n_heads / 2 in MCEF)
+    dropout: float = 0.5
+    fusion: Literal["equal", "sdt", "concat", "late"] = "equal"  # how the three streams become one
+    pre_norm: bool = False  # LayerNorm at each block's input (the reference builds it but never applies it)
+    packed: bool = True  # position-wise layers on real utterances only; False = the reference's padded compute
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    """Weights of the training objective (mcef.losses.LossWeights), the reference's by default."""
+
+    fused_ce: float = 0.3  # cross-entropy of the fused classifier
+    modality_ce: float = 0.1  # cross-entropy of each per-modality head (summed over heads)
+    soft_hgr: float = 0.4  # Soft-HGR correlation term
+    kl: float = 0.0  # self-distillation KL from the fused head to each modality head (SDT)
+    hgr_mode: Literal["correct", "reference"] = "correct"  # "reference" reproduces the published (defective) loss
+    temperature: float = 1.0  # distillation temperature
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation, selection and bookkeeping of one run."""
+
+    epochs: int = 150
+    batch_size: int = 16  # dialogues per batch
+    lr: float = 1e-4  # Adam learning rate
+    weight_decay: float = 1e-5  # Adam's L2 penalty (the reference's, not AdamW's decoupled decay)
+    plateau_factor: float = 0.5  # ReduceLROnPlateau on the validation loss: multiply lr by this ...
+    plateau_patience: int = 7  # ... after this many epochs without improvement; 0 = no scheduler
+    early_stopping: int = 20  # stop after this many epochs without a better validation weighted-F1; 0 = off
+    class_weights: Literal["auto", "reference", "train", "none"] = "auto"  # auto = reference priors on IEMOCAP-6, else train
+    seed: int = 0  # seeds torch, numpy, python and the loader's shuffles
+    device: str = "auto"  # auto = cuda, then mps, then cpu
+    bf16: bool = True  # bf16 autocast on CUDA (ignored elsewhere)
+    deterministic: bool = True  # torch.use_deterministic_algorithms(True, warn_only=True)
+    bucket: bool = False  # batch dialogues of similar length together (less padding)
+    record_oracle_test: bool = True  # evaluate test every epoch for the oracle_best_test record only (never selects)
+    checkpoint_every: int = 5  # write last.pt and best.pt every this many epochs (and at the end)
+    progress: bool = True  # show a progress bar over epochs
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    """One run: name, data, model, loss and training sections."""
+
+    name: str = "run"  # run directory name under the runs root
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+def _type_name(tp: Any) -> str:
+    if typing.get_origin(tp) is Literal:
+        return " or ".join(repr(a) for a in typing.get_args(tp))
+    return getattr(tp, "__name__", str(tp)).replace("typing.", "")
+
+
+def _coerce(value: Any, tp: Any, where: str) -> Any:
+    """``value`` converted to the annotated type ``tp``, or a ConfigError naming ``where``."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        options = typing.get_args(tp)
+        if value is None and type(None) in options:
+            return None
+        for option in options:
+            if option is type(None):
+                continue
+            try:
+                return _coerce(value, option, where)
+            except ConfigError:
+                pass
+        raise ConfigError(f"{where}: expected {' or '.join(_type_name(o) for o in options)}, got {value!r}")
+    if origin is Literal:
+        if value not in typing.get_args(tp):
+            raise ConfigError(f"{where}: expected one of {list(typing.get_args(tp))}, got {value!r}")
+        return value
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        (item_type, _ellipsis) = typing.get_args(tp)
+        return tuple(_coerce(v, item_type, f"{where}[{i}]") for i, v in enumerate(value))
+    if tp is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
+        return dict(value)
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: expected true or false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        return value
+    if tp is float:
+        # YAML reads "1e-4" (no dot) as a string; accept it and integers as numbers.
+        if isinstance(value, bool):
+            raise ConfigError(f"{where}: expected a number, got {value!r}")
+        if isinstance(value, (int, float)):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        raise ConfigError(f"{where}: expected a number, got {value!r}")
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: expected a string, got {value!r}")
+        return value
+    raise TypeError(f"unsupported config field type {tp!r} at {where}")
+
+
+def _build(cls: type, mapping: Any, source: str, prefix: str = "") -> Any:
+    """An instance of dataclass ``cls`` from a (partial) mapping, every key and type checked."""
+    if mapping is None:
+        mapping = {}
+    if not isinstance(mapping, dict):
+        raise ConfigError(f"{source}: {prefix.rstrip('.') or 'config'}: expected a mapping of {cls.__name__} fields, "
+                          f"got {mapping!r}")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    unknown = [k for k in mapping if k not in names]
+    if unknown:
+        raise ConfigError(f"{source}: unknown key {prefix + str(unknown[0])!r}; expected one of "
+                          f"{[prefix + n for n in names]}")
+    values = {}
+    for name in names:
+        if name in mapping:
+            if dataclasses.is_dataclass(hints[name]):
+                values[name] = _build(hints[name], mapping[name], source, f"{prefix}{name}.")
+            else:
+                values[name] = _coerce(mapping[name], hints[name], f"{source}: {prefix}{name}")
+    return cls(**values)
+
+
+def _check(config: ExperimentConfig, where: str) -> ExperimentConfig:
+    """Checks that need more than one field's type."""
+    if config.data.modalities is not None:
+        bad = [m for m in config.data.modalities if m not in MODALITIES]
+        if bad or not config.data.modalities:
+            raise ConfigError(f"{where}: data.modalities must be a non-empty subset of {list(MODALITIES)}, "
+                              f"got {list(config.data.modalities)}")
+    positive = {"train.epochs": config.train.epochs, "train.batch_size": config.train.batch_size,
+                "model.hidden": config.model.hidden, "model.n_heads": config.model.n_heads,
+                "model.n_self_heads": config.model.n_self_heads, "train.checkpoint_every": config.train.checkpoint_every}
+    for key, value in positive.items():
+        if value < 1:
+            raise ConfigError(f"{where}: {key} must be at least 1, got {value}")
+    if not 0.0 <= config.model.dropout < 1.0:
+        raise ConfigError(f"{where}: model.dropout must be in [0, 1), got {config.model.dropout}")
+    if not config.name or "/" in config.name or config.name in (".", ".."):
+        raise ConfigError(f"{where}: name must be a plain directory name, got {config.name!r}")
+    return config
+
+
+def config_from_dict(mapping: dict, where: str = "config") -> ExperimentConfig:
+    """An ExperimentConfig from a nested mapping (missing keys take the defaults)."""
+    return _check(_build(ExperimentConfig, mapping, where), where)
+
+
+def config_to_dict(config: ExperimentConfig) -> dict:
+    """Every field of ``config`` as plain YAML-friendly values (tuples become lists)."""
+
+    def plain(value: Any) -> Any:
+        if isinstance(value, (list, tuple)):
+            return [plain(v) for v in value]
+        if isinstance(value, dict):
+            return {k: plain(v) for k, v in value.items()}
+        return value
+
+    return plain(dataclasses.asdict(config))
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``"train.lr=1e-4"`` -> (["train", "lr"], 1e-4); the value is read as YAML (lists, true/false, null)."""
+    if "=" not in text:
+        raise ConfigError(f"override {text!r}: expected KEY=VALUE, e.g. train.lr=1e-4")
+    key, raw = text.split("=", 1)
+    path = key.strip().split(".")
+    if not all(path):
+        raise ConfigError(f"override {text!r}: bad key {key!r}")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError as err:
+        raise ConfigError(f"override {text!r}: value is not valid YAML ({err})") from None
+    return path, value
+
+
+def apply_overrides(mapping: dict, overrides: list[str] | tuple[str, ...]) -> dict:
+    """A copy of ``mapping`` with each dotted ``KEY=VALUE`` override set (nested keys created as needed)."""
+    result = yaml.safe_load(yaml.safe_dump(mapping)) or {}
+    for text in overrides:
+        path, value = parse_override(text)
+        node = result
+        for part in path[:-1]:
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            if not isinstance(child, dict):
+                raise ConfigError(f"override {text!r}: {part!r} is not a section")
+            node = child
+        node[path[-1]] = value
+    return result
+
+
+def load_config(path: str | os.PathLike | None = None, overrides: list[str] | tuple[str, ...] = ()) -> ExperimentConfig:
+    """Read a YAML config (``None`` = all defaults) and apply dotted overrides such as ``train.lr=1e-4``."""
+    where = "config" if path is None else str(path)
+    mapping: Any = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file {str(path)!r} does not exist")
+        try:
+            mapping = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as err:
+            raise ConfigError(f"{path}: not valid YAML ({err})") from None
+        if not isinstance(mapping, dict):
+            raise ConfigError(f"{path}: expected a mapping with sections data/model/loss/train, got {type(mapping).__name__}")
+    if overrides:
+        where = f"{where} (with overrides {list(overrides)})"
+        mapping = apply_overrides(mapping, overrides)
+    return config_from_dict(mapping, where)
+
+
+def dump_config(config: ExperimentConfig) -> str:
+    """``config`` as complete YAML text."""
+    return yaml.safe_dump(config_to_dict(config), sort_keys=False)
+
+
+def save_config(config: ExperimentConfig, path: str | os.PathLike) -> None:
+    """Write the complete ``config`` as YAML, atomically."""
+    from mcef.io import write_text_atomic
+
+    write_text_atomic(path, dump_config(config))
+
+
+def with_changes(config: ExperimentConfig, **sections: dict) -> ExperimentConfig:
+    """``config`` with some fields replaced, e.g. ``with_changes(c, name="x", train={"seed": 1})``."""
+    mapping = config_to_dict(config)
+    for key, value in sections.items():
+        if isinstance(value, dict) and isinstance(mapping.get(key), dict):
+            mapping[key] = {**mapping[key], **value}
+        else:
+            mapping[key] = value
+    return config_from_dict(mapping, "config")

@@ -1,0 +1,152 @@
+"""Using a finished run: evaluate it on a split of a dataset, predict every utterance of a feature file."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import torch
+
+from mcef.config import ExperimentConfig, config_from_dict
+from mcef.data.dataset import DialogueDataset
+from mcef.data.errors import DataError
+from mcef.device import resolve_device
+from mcef.io import write_text_atomic
+from mcef.metrics import scores
+
+PREDICTION_FORMATS = (".csv", ".json")
+
+
+def load_run(run_dir: str | Path, *, device: str | torch.device = "auto", checkpoint: str = "best.pt"):
+    """(config, model in eval mode, checkpoint dict) of the run in ``run_dir``."""
+    from mcef.model import MCEF, MCEFConfig
+
+    path = Path(run_dir) / checkpoint
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such checkpoint; is {str(run_dir)!r} a finished run directory?")
+    device = resolve_device(device)
+    state = torch.load(path, map_location=device, weights_only=False)
+    config = config_from_dict(state["config"], str(path))
+    model = MCEF(MCEFConfig(**state["model_config"])).to(device)
+    model.load_state_dict(state["model"])
+    model.eval()
+    return config, model, state
+
+
+def _resolve_dataset(config: ExperimentConfig, data: DialogueDataset | str | Path | None) -> DialogueDataset:
+    if isinstance(data, DialogueDataset):
+        return data
+    if data is None:
+        from mcef.train import load_data
+
+        return load_data(config)[0]
+    from mcef.data import load_dataset
+
+    d = config.data
+    return load_dataset(data, text_layer=d.text_layer, valid_fraction=d.valid_fraction, split_seed=d.split_seed)
+
+
+def _check_compatible(state: dict, dataset: DialogueDataset, run_dir) -> tuple[str, ...]:
+    """The run's modalities, after checking that ``dataset`` has them with the same dims and labels."""
+    mc = state["model_config"]
+    modalities = tuple(mc["modalities"])
+    for modality, dim in zip(modalities, mc["input_dims"]):
+        if dataset.dims.get(modality) != dim:
+            raise DataError(f"dataset {dataset.name!r} ({dataset.source}) has {modality} features of dim "
+                            f"{dataset.dims.get(modality)}; the run {str(run_dir)!r} was trained on dim {dim}")
+    if list(dataset.label_names) != list(state["label_names"]):
+        raise DataError(f"dataset {dataset.name!r} has labels {list(dataset.label_names)}; the run "
+                        f"{str(run_dir)!r} was trained on {state['label_names']}")
+    if dataset.n_speakers > mc["n_speakers"]:
+        raise DataError(f"dataset {dataset.name!r} has {dataset.n_speakers} speakers; the run {str(run_dir)!r} "
+                        f"knows {mc['n_speakers']}")
+    return modalities
+
+
+def evaluate(run_dir: str | Path, dataset: DialogueDataset | str | Path | None = None, split: str = "test", *,
+             device: str | torch.device = "auto", checkpoint: str = "best.pt") -> dict:
+    """Loss terms, accuracy, weighted-F1, macro-F1, per-class F1 and confusion matrix of a run on ``split``.
+
+    ``dataset`` is a DialogueDataset, a feature file for ``load_dataset``, or None for the run's own data.
+    """
+    from mcef.data import DialogueLoader
+    from mcef.train import autocast_for, class_weights, make_objective, run_epoch
+
+    config, model, state = load_run(run_dir, device=device, checkpoint=checkpoint)
+    dataset = _resolve_dataset(config, dataset)
+    modalities = _check_compatible(state, dataset, run_dir)
+    device = next(model.parameters()).device
+    loader = DialogueLoader(dataset, split, batch_size=config.train.batch_size, modalities=modalities, device=device)
+    objective = make_objective(config, class_weights(config, dataset), device)
+    result = run_epoch(model, loader, objective, dataset.n_classes, autocast=autocast_for(device, config.train.bf16))
+    losses = {k: v for k, v in result.items() if k.startswith("loss")}
+    return {"split": split, "epoch": state["epoch"], **losses, **scores(result["confusion_matrix"], dataset.label_names)}
+
+
+def predict(run_dir: str | Path, data: DialogueDataset | str | Path, out_path: str | Path, *,
+            device: str | torch.device = "auto", checkpoint: str = "best.pt") -> list[dict]:
+    """Predict every utterance of every dialogue of ``data``; write CSV or JSON (by ``out_path``'s extension).
+
+    One row per utterance: dialogue_id, utterance (index in the dialogue), speaker, split, label (true label name,
+    or "" when unknown), predicted (label name) and ``p_<label>`` per class. Returns the rows.
+    """
+    from mcef.data import DialogueLoader
+    from mcef.train import autocast_for
+
+    out_path = Path(out_path)
+    if out_path.suffix.lower() not in PREDICTION_FORMATS:
+        raise ValueError(f"{out_path}: unknown prediction format {out_path.suffix!r}; expected one of "
+                         f"{list(PREDICTION_FORMATS)}")
+    config, model, state = load_run(run_dir, device=device, checkpoint=checkpoint)
+    dataset = _resolve_dataset(config, data)
+    modalities = _check_compatible(state, dataset, run_dir)
+    device = next(model.parameters()).device
+    names = list(dataset.label_names)
+    rows = []
+    for split in dataset.splits:
+        loader = DialogueLoader(dataset, split, batch_size=config.train.batch_size, modalities=modalities,
+                                device=device)
+        for batch in loader:
+            with torch.no_grad(), autocast_for(device, config.train.bf16):
+                logits = model(batch).fused_logits
+            probabilities = torch.softmax(logits.float(), dim=-1).cpu()  # (B, T, C)
+            for row, dialogue_id in enumerate(batch.dialogue_ids):
+                dialogue = dataset.dialogues[dialogue_id]
+                for t in range(len(dialogue)):
+                    p = probabilities[row, t].tolist()
+                    label = int(dialogue.labels[t])
+                    rows.append({
+                        "dialogue_id": dialogue_id,
+                        "utterance": t,
+                        "speaker": dataset.speaker_names[int(dialogue.speakers[t])],
+                        "split": split,
+                        "label": names[label] if 0 <= label < len(names) else "",
+                        "predicted": names[max(range(len(p)), key=p.__getitem__)],
+                        **{f"p_{name}": v for name, v in zip(names, p)},
+                    })
+    if out_path.suffix.lower() == ".json":
+        write_text_atomic(out_path, json.dumps(rows, indent=1) + "\n")
+    else:
+        text = io.StringIO()
+        writer = csv.DictWriter(text, fieldnames=list(rows[0]) if rows else ["dialogue_id"])
+        writer.writeheader()
+        writer.writerows(rows)
+        write_text_atomic(out_path, text.getvalue())
+    return rows
+
+
+def read_predictions(path: str | Path) -> list[dict]:
+    """Rows written by :func:`predict`, with numbers as numbers."""
+    path = Path(path)
+    if path.suffix.lower() == ".json":
+        return json.loads(path.read_text(encoding="utf-8"))
+    with path.open(newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    for row in rows:
+        row["utterance"] = int(row["utterance"])
+        for key in row:
+            if key.startswith("p_"):
+                row[key] = float(row[key])
+    return rows
