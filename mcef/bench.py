@@ -54,7 +54,7 @@ def bench_dataset(seed: int = 0, dims: dict[str, int] = IEMOCAP_DIMS) -> Dialogu
 
 def reference_emulation(config: ExperimentConfig) -> ExperimentConfig:
     """``config`` computed the reference's way: padded model, reference Soft-HGR, unsorted batches, fp32."""
-    return with_changes(config, name=f"{config.name}-reference", model={"packed": False},
+    return with_changes(config, name=f"{config.name}-reference", model={"packed": False, "precision": "float32"},
                         loss={"hgr_mode": "reference"}, train={"bucket": False, "bf16": False})
 
 

@@ -46,6 +46,7 @@ class ModelConfig:
     fusion: Literal["equal", "sdt", "concat", "late"] = "equal"  # how the three streams become one
     pre_norm: bool = False  # LayerNorm at each block's input (the reference builds it but never applies it)
     packed: bool = True  # position-wise layers on real utterances only; False = the reference's padded compute
+    precision: Literal["float32", "bfloat16"] = "float32"  # bfloat16 = matmuls autocast to bf16 on any device (fp32 weights)
 
 
 @dataclass(frozen=True)

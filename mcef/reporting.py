@@ -1,0 +1,539 @@
+"""Chapter 04 library: the training recipe run (or reloaded), and what its run directories say.
+
+- :func:`training_settings` and :func:`chapter_config`: the paper recipe (``configs/paper.yaml``) scaled by the
+  profile's ``training`` section, named ``mcef`` so that runs land in ``<run_root>/mcef/seed<seed>/``.
+- :func:`train_or_load`: finished runs that match the config and the data are reused, stale ones retrained,
+  missing ones trained by :func:`mcef.experiments.sweep`.
+- :func:`read_metrics`, :func:`read_summary`, :func:`tidy_curves`: a run directory's ``metrics.jsonl`` and
+  ``summary.json`` as tidy tables.
+- :func:`protocol_gap` and :func:`results_table`: the validation-selected test figures beside the oracle
+  test-selected ones (the reference's protocol) per seed, mean ± std, and the published anchors.
+- :func:`pooled_confusion`, :func:`per_class_f1`, :func:`fused_embeddings`, :func:`tsne_map`: what the selected
+  checkpoints get right and wrong, and how their fused representation arranges the test utterances.
+- Figures: :func:`curves_figure`, :func:`protocol_gap_figure`, :func:`confusion_figure`, :func:`per_class_f1_figure`,
+  :func:`embedding_figure`.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+import torch
+from plotly.colors import qualitative
+from plotly.subplots import make_subplots
+
+from mcef.config import ExperimentConfig, config_to_dict, load_config, with_changes
+from mcef.data.dataset import DialogueDataset
+from mcef.experiments import aggregate, collect, mean_std, run_dir_of, sweep
+from mcef.plots import SPLIT_COLORS, _layout
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+RUN_NAME = "mcef"  # the chapter's main config; chapter 02 reuses <run_root>/mcef/seed<seed> (SHARED_RUN_NAME)
+
+# Literature figures on IEMOCAP-6 (percent), every one selected on the test set. Not results of this project.
+PUBLISHED = (
+    {"model": "MCEF (published)", "accuracy": 70.98, "weighted_f1": None,
+     "citation": "MCEF: Multimodal Correlated Equal Fusion Network for Emotion Recognition in Utterance Level"},
+    {"model": "SDT (published)", "accuracy": 73.95, "weighted_f1": 74.08,
+     "citation": "Ma et al., A Transformer-Based Model With Self-Distillation for Multimodal Emotion Recognition "
+                 "in Conversations, IEEE Transactions on Multimedia 2023"},
+)  # fmt: skip
+PUBLISHED_PROTOCOL = "published, test-selected"
+SELECTED_PROTOCOL = "validation-selected, test scored once"  # this book's protocol
+ORACLE_PROTOCOL = "oracle test-selected: for literature only"  # the reference's protocol, on the same runs
+
+# Display names of the quantities logged per epoch (metrics.jsonl without the train_/valid_ prefix).
+QUANTITY_TITLES = {
+    "loss": "total loss",
+    "loss_fused_ce": "fused cross-entropy",
+    "loss_modality_ce": "modality cross-entropy (sum of heads)",
+    "loss_ce_text": "text head cross-entropy",
+    "loss_ce_audio": "audio head cross-entropy",
+    "loss_ce_visual": "visual head cross-entropy",
+    "loss_soft_hgr": "Soft-HGR objective (maximised)",
+    "loss_hgr_loss": "Soft-HGR term in the loss",
+    "loss_kl": "self-distillation KL",
+    "accuracy": "accuracy",
+    "weighted_f1": "weighted F1",
+    "macro_f1": "macro F1",
+    "lr": "learning rate",
+}
+
+
+# ----------------------------------------------------------------------------- the recipe
+
+
+@dataclass(frozen=True)
+class TrainingSettings:
+    """The chapter's settings (profile section ``training``)."""
+
+    recipe: str = "configs/paper.yaml"  # the paper recipe, relative to the project root
+    changes: Mapping[str, Any] = field(default_factory=dict)  # config sections changed from it, e.g. {"model": {"hidden": 64}}
+    embedding_points: int = 1000  # test utterances drawn for the t-SNE map and the silhouette scores
+    perplexity: float = 30.0  # t-SNE perplexity (lowered automatically for very few points)
+
+
+def training_settings(profile: str, directory: str | Path | None = None) -> TrainingSettings:
+    """The :class:`TrainingSettings` of ``profile`` (from ``directory``, default ``configs/profiles``): its
+    ``training`` section over the defaults."""
+    from mcef.profiles import load_profile
+
+    spec = load_profile(profile, directory)
+    section = dict(spec.sections.get("training", {}))
+    unknown = sorted(set(section) - set(TrainingSettings.__dataclass_fields__))
+    if unknown:
+        raise KeyError(f"{spec.path}: section 'training' has unknown key {unknown[0]!r}; expected "
+                       f"{sorted(TrainingSettings.__dataclass_fields__)}")  # fmt: skip
+    return replace(TrainingSettings(), **section)
+
+
+def recipe_config(settings: TrainingSettings) -> ExperimentConfig:
+    """The recipe as it is (``settings.recipe``, relative paths from the project root)."""
+    recipe = Path(settings.recipe)
+    return load_config(recipe if recipe.is_absolute() else PROJECT_ROOT / recipe)
+
+
+def chapter_config(settings: TrainingSettings, *, device: str = "auto") -> ExperimentConfig:
+    """The recipe with the profile's changes, named :data:`RUN_NAME`, on ``device``, without a progress bar.
+
+    ``train.record_oracle_test`` is forced on: the oracle test-selected figure is what the protocol gap needs.
+    """
+    config = recipe_config(settings)
+    changes = {key: dict(value) for key, value in settings.changes.items()}
+    changes["train"] = {**changes.get("train", {}), "device": device, "progress": False, "record_oracle_test": True}
+    return with_changes(config, name=RUN_NAME, **changes)
+
+
+def recipe_table(config: ExperimentConfig, recipe: ExperimentConfig) -> pd.DataFrame:
+    """Every model, loss and train field of ``config`` beside the ``recipe``'s; ``changed`` marks the differences.
+
+    Fields that do not define the result (device, progress bar, checkpoint interval, oracle record) are left out.
+    """
+    paper = config_to_dict(recipe)
+    ours = config_to_dict(config)
+    skip = {"device", "progress", "checkpoint_every", "record_oracle_test"}
+    rows = [
+        {"field": f"{section}.{key}", "this run": value, "paper recipe": paper[section][key],
+         "changed": value != paper[section][key]}
+        for section in ("model", "loss", "train") for key, value in ours[section].items() if key not in skip
+    ]  # fmt: skip
+    table = pd.DataFrame(rows)
+    for column in ("this run", "paper recipe"):
+        table[column] = table[column].astype(str)
+    return table
+
+
+def loss_formula(config: ExperimentConfig) -> str:
+    """The training loss of ``config`` in words, e.g. ``0.3 CE(fused) + 0.1 ΣCE(modality heads) + 0.4 (−Soft-HGR)``;
+    terms of weight 0 (logged, not trained on) are left out."""
+    loss = config.loss
+    hgr = "(−Soft-HGR)" if loss.hgr_mode == "correct" else "|reference Soft-HGR loss|"
+    terms = ((loss.fused_ce, "CE(fused)"), (loss.modality_ce, "ΣCE(modality heads)"), (loss.soft_hgr, hgr),
+             (loss.kl, "KL(fused → each head)"))  # fmt: skip
+    return " + ".join(f"{weight:g} {name}" for weight, name in terms if weight) or "0"
+
+
+# ----------------------------------------------------------------------------- train or load
+
+
+def _run_matches(run_dir: Path, config: ExperimentConfig, dataset: DialogueDataset) -> bool:
+    """True when the finished run in ``run_dir`` was trained with ``config`` (up to where it ran) on ``dataset``."""
+    from mcef.architecture import _same_data
+    from mcef.train import _run_defining
+
+    summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
+    stored = config_to_dict(load_config(run_dir / "config.yaml"))
+    return _run_defining(stored) == _run_defining(config_to_dict(config)) and _same_data(summary, dataset)
+
+
+def train_or_load(config: ExperimentConfig, dataset: DialogueDataset, seeds: Iterable[int], run_root: str | Path) -> pd.DataFrame:
+    """Make sure every seed's run of ``config`` on ``dataset`` is finished under ``run_root``; one row per seed.
+
+    A finished run (``summary.json``) trained with the same config and data is loaded; one with another config or
+    data is retrained from scratch (its directory overwritten); a missing or interrupted one is trained (resumed) by
+    :func:`mcef.experiments.sweep`. Columns: seed, run_dir, origin, device (where it was trained), epochs_run,
+    selected_epoch, stopped_early, wall_time_s.
+    """
+    from mcef.train import fit
+
+    seeds = [int(s) for s in seeds]
+    origins = {}
+    with warnings.catch_warnings():  # fit imports tqdm.auto, which warns in a kernel without ipywidgets
+        warnings.filterwarnings("ignore", message="IProgress not found")
+        for seed in seeds:
+            run = with_changes(config, train={"seed": seed})
+            run_dir = run_dir_of(run_root, run)
+            if not (run_dir / "summary.json").is_file():
+                origins[seed] = "trained now"
+            elif _run_matches(run_dir, run, dataset):
+                origins[seed] = "loaded"
+            else:
+                fit(run, dataset=dataset, run_dir=run_dir, progress=False)
+                origins[seed] = "retrained now (the stored run had another config or data)"
+        sweep([config], seeds, run_root, dataset=dataset, progress=False)
+    rows = []
+    for seed in seeds:
+        run_dir = run_dir_of(run_root, with_changes(config, train={"seed": seed}))
+        summary = read_summary(run_dir)
+        rows.append({"seed": seed, "run_dir": str(run_dir), "origin": origins[seed], "device": summary["device"],
+                     "epochs_run": summary["epochs_run"], "selected_epoch": summary["selected_epoch"],
+                     "stopped_early": summary["stopped_early"], "wall_time_s": summary["wall_time_s"]})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+# ----------------------------------------------------------------------------- reading a run directory
+
+
+def read_summary(run_dir: str | Path) -> dict:
+    """``run_dir/summary.json`` as a dict; a clear error when the run is not finished."""
+    path = Path(run_dir) / "summary.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist: the run in {str(run_dir)!r} is not finished (train it first)")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def read_metrics(run_dir: str | Path) -> pd.DataFrame:
+    """``run_dir/metrics.jsonl`` as one row per epoch (columns as logged: ``train_loss``, ``valid_accuracy``, ...)."""
+    path = Path(run_dir) / "metrics.jsonl"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist: {str(run_dir)!r} is not a run directory of mcef.train.fit")
+    lines = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if not lines or "epoch" not in lines[0]:
+        raise ValueError(f"{path}: expected one JSON object with key 'epoch' per line")
+    return pd.DataFrame(lines)
+
+
+def tidy_curves(metrics: Mapping[int, pd.DataFrame]) -> pd.DataFrame:
+    """Seed -> :func:`read_metrics` table, as long rows: seed, epoch, split (train/valid), quantity, value.
+
+    Every quantity logged for both train and valid is kept (each loss term and metric), plus the learning rate
+    (under split ``train``: it is the rate the training epoch ran with).
+    """
+    frames = []
+    for seed, table in metrics.items():
+        for split in ("train", "valid"):
+            columns = [c for c in table.columns if c.startswith(f"{split}_")]
+            long = table.melt(id_vars="epoch", value_vars=columns, var_name="quantity", value_name="value")
+            long["quantity"] = long["quantity"].str.slice(len(split) + 1)
+            frames.append(long.assign(seed=seed, split=split))
+        if "lr" in table:
+            frames.append(table[["epoch", "lr"]].rename(columns={"lr": "value"}).assign(seed=seed, split="train", quantity="lr"))
+    tidy = pd.concat(frames, ignore_index=True)[["seed", "epoch", "split", "quantity", "value"]]
+    both = tidy.groupby("quantity")["split"].nunique()
+    keep = set(both[both == 2].index) | {"lr"}
+    return tidy[tidy["quantity"].isin(keep)].reset_index(drop=True)
+
+
+def _quantity_order(quantities: Iterable[str]) -> list[str]:
+    present = list(dict.fromkeys(quantities))
+    return [q for q in QUANTITY_TITLES if q in present] + [q for q in present if q not in QUANTITY_TITLES]
+
+
+# ----------------------------------------------------------------------------- protocol gap and results
+
+
+GAP_METRICS = ("accuracy", "weighted_f1")  # the figures the literature reports
+
+
+def protocol_gap(run_root: str | Path, seeds: Iterable[int], name: str = RUN_NAME) -> pd.DataFrame:
+    """Per seed: the validation-selected test figure, the oracle (best test epoch) figure, and the gap between them.
+
+    Columns: seed, selected_epoch, then per metric of :data:`GAP_METRICS` ``selected_<m>``, ``oracle_<m>``,
+    ``oracle_<m>_epoch`` and ``gap_<m>`` = oracle - selected. The oracle looks at every epoch's test figure, the
+    selected epoch's included, so the gap is never negative.
+    """
+    rows = []
+    for run in collect(run_root, names=[name], seeds=seeds):
+        summary = read_summary(Path(run_root) / name / f"seed{run['seed']}")
+        oracle = summary.get("oracle_best_test")
+        if oracle is None:
+            raise ValueError(f"{run_root}/{name}/seed{run['seed']}: no oracle_best_test record (trained with "
+                             f"train.record_oracle_test=false); the protocol gap needs it")  # fmt: skip
+        row = {"seed": run["seed"], "selected_epoch": summary["selected_epoch"]}
+        for metric in GAP_METRICS:
+            row[f"selected_{metric}"] = summary["test"][metric]
+            row[f"oracle_{metric}"] = oracle[metric]
+            row[f"oracle_{metric}_epoch"] = oracle[f"{metric}_epoch"]
+            row[f"gap_{metric}"] = oracle[metric] - summary["test"][metric]
+        rows.append(row)
+    if not rows:
+        raise FileNotFoundError(f"protocol_gap: no finished run of {name!r} under {run_root} for seeds {list(seeds)}")
+    return pd.DataFrame(rows)
+
+
+def gap_summary(gap: pd.DataFrame) -> pd.DataFrame:
+    """Mean, sample std and n over seeds of every selected/oracle/gap column of :func:`protocol_gap`."""
+    columns = [c for c in gap.columns if c.startswith(("selected_", "oracle_", "gap_")) and not c.endswith("epoch")]
+    table = aggregate([{"config": "seeds", **row} for row in gap.to_dict("records")], columns)
+    return pd.DataFrame(table).drop(columns="config").set_index("metric")
+
+
+def results_table(gap: pd.DataFrame, data_name: str) -> pd.DataFrame:
+    """Our two protocols (mean ± std over seeds, percent) above the published, test-selected anchors.
+
+    Rows: the validation-selected result (this book's protocol), the oracle test-selected figure of the same runs
+    (the reference's protocol, for literature comparison only), then :data:`PUBLISHED`.
+    """
+    summary = gap_summary(gap)
+    rows = []
+    for kind, protocol in (("selected", SELECTED_PROTOCOL), ("oracle", ORACLE_PROTOCOL)):
+        row = {"model": "MCEF (this run)", "protocol": protocol, "data": data_name}
+        for metric in GAP_METRICS:
+            stats = summary.loc[f"{kind}_{metric}"]
+            row[metric] = mean_std(stats["mean"], None if pd.isna(stats["std"]) else stats["std"])
+        row["seeds"] = int(summary.loc[f"{kind}_accuracy", "n"])
+        rows.append(row)
+    for anchor in PUBLISHED:
+        rows.append({"model": anchor["model"], "protocol": PUBLISHED_PROTOCOL, "data": "IEMOCAP-6",
+                     **{m: "-" if anchor[m] is None else f"{anchor[m]:.2f}" for m in GAP_METRICS}, "seeds": "-"})  # fmt: skip
+    table = pd.DataFrame(rows)
+    return table.rename(columns={"accuracy": "accuracy (%)", "weighted_f1": "weighted F1 (%)"})
+
+
+def count_text(n: int, noun: str) -> str:
+    """``"1 seed"``, ``"5 seeds"``."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def range_text(values: Iterable[float], number: str = "{:.2f}") -> str:
+    """The spread of per-seed ``values`` as words: ``"between 0.10 and 1.20"``, ``"0.10 for every seed"``, or
+    ``"0.10 (one seed only)"``."""
+    values = list(values)
+    low, high = min(values), max(values)
+    if len(values) == 1:
+        return f"{number.format(low)} (one seed only)"
+    if low == high:
+        return f"{number.format(low)} for every seed"
+    return f"between {number.format(low)} and {number.format(high)}"
+
+
+# ----------------------------------------------------------------------------- confusion and per-class F1
+
+
+def pooled_confusion(summaries: Iterable[dict]) -> np.ndarray:
+    """Sum of the selected checkpoints' test confusion matrices (rows = true class, columns = predicted)."""
+    matrices = [np.asarray(s["test"]["confusion_matrix"], dtype=np.int64) for s in summaries]
+    if not matrices:
+        raise ValueError("pooled_confusion: no run summaries given")
+    return np.sum(matrices, axis=0)
+
+
+def per_class_f1(summaries: Iterable[dict], label_names: Iterable[str]) -> pd.DataFrame:
+    """Per class: mean and sample std over seeds of the test F1, and the class's test support (one seed's count)."""
+    summaries = list(summaries)
+    names = list(label_names)
+    values = np.array([[s["test"]["per_class_f1"][n] for n in names] for s in summaries])  # (seeds, C)
+    support = np.asarray(summaries[0]["test"]["confusion_matrix"]).sum(axis=1)
+    return pd.DataFrame({
+        "label": names, "f1_mean": values.mean(axis=0),
+        "f1_std": values.std(axis=0, ddof=1) if len(summaries) > 1 else np.full(len(names), np.nan),
+        "support": support, "seeds": len(summaries),
+    })  # fmt: skip
+
+
+# ----------------------------------------------------------------------------- the fused representation
+
+
+@dataclass
+class FusedEmbeddings:
+    """The vector the fused classifier reads, for every utterance of one split, in loader order."""
+
+    vectors: np.ndarray  # (N, H)
+    labels: np.ndarray  # (N,) true class index
+    predictions: np.ndarray  # (N,) the fused head's class index
+    dialogue_ids: list[str]  # (N,) dialogue of each utterance
+
+
+def fused_embeddings(model, dataset: DialogueDataset, split: str = "test", *, batch_size: int = 16,
+                     bf16: bool = True) -> FusedEmbeddings:  # fmt: skip
+    """Run ``split`` through ``model`` (eval mode, no gradients) and record the input of its fused head.
+
+    A forward pre-hook on ``model.fused_head`` captures that input, so nothing of the forward pass is re-implemented.
+    ``bf16`` mirrors training's autocast on CUDA, so that the predictions are those the run was scored on.
+    """
+    from mcef.data import DialogueLoader
+    from mcef.train import autocast_for
+
+    if model.config.fusion == "late":
+        raise ValueError("fused_embeddings: fusion='late' averages the heads' logits and has no fused representation")
+    device = next(model.parameters()).device
+    captured: list[torch.Tensor] = []
+    handle = model.fused_head.register_forward_pre_hook(lambda module, inputs: captured.append(inputs[0].detach()))
+    vectors, labels, predictions, dialogue_ids = [], [], [], []
+    was_training = model.training
+    try:
+        model.eval()
+        loader = DialogueLoader(dataset, split, batch_size=batch_size, modalities=model.config.modalities, device=device)
+        for batch in loader:
+            captured.clear()
+            with torch.no_grad(), autocast_for(device, bf16):
+                output = model(batch)
+            mask = batch.mask.bool()
+            rows = captured[0].float()  # (N, H) packed rows, or (B*T, H) in the padded layout
+            if rows.shape[0] != int(mask.sum()):
+                rows = rows[mask.reshape(-1)]
+            vectors.append(rows.cpu().numpy())
+            labels.append(batch.labels[mask].cpu().numpy())
+            predictions.append(output.fused_logits.argmax(dim=-1)[mask].cpu().numpy())
+            dialogue_ids += [d for d, length in zip(batch.dialogue_ids, mask.sum(dim=1).tolist()) for _ in range(length)]
+    finally:
+        handle.remove()
+        model.train(was_training)
+    return FusedEmbeddings(np.concatenate(vectors), np.concatenate(labels), np.concatenate(predictions), dialogue_ids)
+
+
+def subsample(n: int, max_points: int, seed: int = 0) -> np.ndarray:
+    """Sorted indices of at most ``max_points`` of ``n`` items, drawn without replacement (seeded)."""
+    if n <= max_points:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(seed).choice(n, size=max_points, replace=False))
+
+
+def input_features(dataset: DialogueDataset, dialogue_ids: Iterable[str], modalities: Iterable[str]) -> np.ndarray:
+    """(N, sum of dims): the input features of the utterances of ``dialogue_ids`` (one entry per utterance, as in
+    :class:`FusedEmbeddings`), modalities concatenated, every dimension standardised."""
+    ids = list(dict.fromkeys(dialogue_ids))
+    blocks = [np.concatenate([np.asarray(dataset.dialogues[d].features[m], dtype=np.float64) for d in ids]) for m in modalities]
+    features = np.concatenate(blocks, axis=1)
+    return (features - features.mean(axis=0)) / np.maximum(features.std(axis=0), 1e-12)
+
+
+def tsne_map(vectors: np.ndarray, *, perplexity: float = 30.0, seed: int = 0) -> np.ndarray:
+    """(N, 2) scikit-learn t-SNE of ``vectors`` (PCA initialisation; perplexity capped below N / 3)."""
+    from sklearn.manifold import TSNE
+
+    n = len(vectors)
+    if n < 5:
+        raise ValueError(f"tsne_map: t-SNE needs at least 5 points, got {n}")
+    perplexity = min(perplexity, (n - 1) / 3)
+    tsne = TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed)
+    return tsne.fit_transform(np.asarray(vectors, dtype=np.float64))
+
+
+def silhouette(vectors: np.ndarray, labels: np.ndarray) -> float:
+    """Silhouette of the true labels in ``vectors`` (Euclidean; 1 = tight separate classes, 0 = overlapping)."""
+    from sklearn.metrics import silhouette_score
+
+    return float(silhouette_score(vectors, labels))
+
+
+# ----------------------------------------------------------------------------- figures
+
+
+def curves_figure(tidy: pd.DataFrame, selected_epochs: Mapping[int, int] | None = None,
+                  title: str = "Every loss term and metric per epoch") -> go.Figure:  # fmt: skip
+    """One panel per quantity of :func:`tidy_curves`: train and valid lines, one per seed (later seeds fainter).
+
+    ``selected_epochs`` (seed -> epoch) draws the first seed's epoch chosen on validation as a dotted line.
+    """
+    quantities = _quantity_order(tidy["quantity"])
+    seeds = list(dict.fromkeys(tidy["seed"]))
+    cols = 3
+    rows = -(-len(quantities) // cols)
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=[QUANTITY_TITLES.get(q, q) for q in quantities],
+                        horizontal_spacing=0.08, vertical_spacing=0.5 / rows)  # fmt: skip
+    shown = set()
+    for k, quantity in enumerate(quantities):
+        row, col = k // cols + 1, k % cols + 1
+        for (seed, split), lines in tidy[tidy["quantity"] == quantity].groupby(["seed", "split"], sort=False):
+            first = seed == seeds[0]
+            fig.add_trace(
+                go.Scatter(
+                    x=lines["epoch"], y=lines["value"], mode="lines", name=split, legendgroup=split,
+                    showlegend=split not in shown, opacity=1.0 if first else 0.35, line_color=SPLIT_COLORS.get(split),
+                    hovertemplate=f"{QUANTITY_TITLES.get(quantity, quantity)}, {split}, seed {seed}<br>"
+                                  "epoch %{x}: %{y:.4g}<extra></extra>",
+                ),
+                row=row, col=col,
+            )  # fmt: skip
+            shown.add(split)
+        if quantity == "lr":
+            fig.update_yaxes(type="log", row=row, col=col)
+    if selected_epochs:
+        fig.add_vline(x=selected_epochs[seeds[0]], line_dash="dot", line_color="gray", row="all", col="all")
+    fig.update_xaxes(title_text="epoch", row=rows)
+    return _layout(fig, title, height=230 * rows + 100)
+
+
+def protocol_gap_figure(gap: pd.DataFrame,
+                        title: str = "Test figure selected on validation beside the oracle, per seed") -> go.Figure:  # fmt: skip
+    """Per metric of :data:`GAP_METRICS`, grouped bars per seed: selected on validation beside the oracle."""
+    fig = make_subplots(rows=1, cols=len(GAP_METRICS), subplot_titles=[QUANTITY_TITLES[m] for m in GAP_METRICS])
+    seeds = [f"seed {s}" for s in gap["seed"]]
+    for col, metric in enumerate(GAP_METRICS, start=1):
+        for kind, name, color in (("selected", "validation-selected (this book)", SPLIT_COLORS["valid"]),
+                                  ("oracle", "oracle, test-selected (reference's protocol)", SPLIT_COLORS["test"])):  # fmt: skip
+            fig.add_trace(
+                go.Bar(
+                    x=seeds, y=gap[f"{kind}_{metric}"], name=name, legendgroup=kind, showlegend=col == 1, marker_color=color,
+                    customdata=np.stack([gap["gap_" + metric], gap["selected_epoch"] if kind == "selected"
+                                         else gap[f"oracle_{metric}_epoch"]], axis=1),
+                    hovertemplate="%{x}: %{y:.4f} (epoch %{customdata[1]})<br>gap %{customdata[0]:.4f}"
+                                  f"<extra>{name}</extra>",
+                ),
+                row=1, col=col,
+            )  # fmt: skip
+    fig.update_layout(barmode="group")
+    low = float(gap[[f"{k}_{m}" for k in ("selected", "oracle") for m in GAP_METRICS]].min().min())
+    fig.update_yaxes(range=[max(0.0, low - 0.1), None])
+    return _layout(fig, title)
+
+
+def confusion_figure(cm: np.ndarray, label_names: Iterable[str],
+                     title: str = "Test confusion matrix (rows: true class)") -> go.Figure:  # fmt: skip
+    """Heatmap of ``cm``: colour = share of the true class (row), text = counts."""
+    cm = np.asarray(cm)
+    names = list(label_names)
+    totals = cm.sum(axis=1, keepdims=True)
+    shares = np.divide(cm, totals, out=np.zeros(cm.shape, dtype=float), where=totals > 0)
+    fig = go.Figure(
+        go.Heatmap(
+            z=shares, x=names, y=names, colorscale="Blues", zmin=0, zmax=1, text=cm, texttemplate="%{text}",
+            colorbar=dict(title="share of row"), hovertemplate="true %{y}, predicted %{x}: %{text} (%{z:.1%})<extra></extra>",
+        )
+    )  # fmt: skip
+    fig.update_yaxes(autorange="reversed", title="true class")
+    fig.update_xaxes(title="predicted class")
+    return _layout(fig, title, height=480)
+
+
+def per_class_f1_figure(table: pd.DataFrame, title: str = "Test F1 per class (mean over seeds, ± std)") -> go.Figure:
+    """Bars of :func:`per_class_f1`, with the seeds' standard deviation as error bars when there are several."""
+    error = None if table["f1_std"].isna().all() else dict(type="data", array=table["f1_std"])
+    fig = go.Figure(
+        go.Bar(
+            x=table["label"], y=table["f1_mean"], error_y=error, marker_color=SPLIT_COLORS["test"], customdata=table["support"],
+            hovertemplate="%{x}: F1 %{y:.3f} (%{customdata} test utterances)<extra></extra>",
+        )
+    )  # fmt: skip
+    fig.update_yaxes(range=[0, 1], title="F1")
+    return _layout(fig, title)
+
+
+def embedding_figure(points: np.ndarray, labels: np.ndarray, predictions: np.ndarray, label_names: Iterable[str],
+                     title: str = "t-SNE of the fused representation of test utterances") -> go.Figure:  # fmt: skip
+    """Scatter of 2-D ``points``, one trace per true class present (coloured by it); hover shows the prediction."""
+    names = list(label_names)
+    colors = qualitative.Plotly
+    fig = go.Figure()
+    for c, name in enumerate(names):
+        keep = labels == c
+        if not keep.any():
+            continue
+        fig.add_trace(
+            go.Scatter(
+                x=points[keep, 0], y=points[keep, 1], mode="markers", name=name,
+                marker=dict(size=5, color=colors[c % len(colors)]),
+                text=[f"true {name}, predicted {names[p]}" for p in predictions[keep]], hovertemplate="%{text}<extra></extra>",
+            )
+        )  # fmt: skip
+    fig.update_xaxes(showticklabels=False, title="t-SNE 1")
+    fig.update_yaxes(showticklabels=False, title="t-SNE 2")
+    return _layout(fig, title, height=520)
