@@ -58,6 +58,7 @@ class LossConfig:
     soft_hgr: float = 0.4  # Soft-HGR correlation term
     kl: float = 0.0  # self-distillation KL from the fused head to each modality head (SDT)
     hgr_mode: Literal["correct", "reference"] = "correct"  # "reference" reproduces the published (defective) loss
+    hgr_per_dim: bool = True  # correct mode: Soft-HGR divided by the feature size (False = raw sum over k dims)
     temperature: float = 1.0  # distillation temperature
 
 

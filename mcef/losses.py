@@ -107,6 +107,7 @@ class LossWeights:
     soft_hgr: float = 0.4  # Soft-HGR term (its negative objective in "correct" mode, |reference| in "reference")
     kl: float = 0.0  # self-distillation from the fused head to each modality head (SDT uses 1)
     hgr_mode: str = "correct"  # "correct" (Wang et al.) or "reference" (the published defective copy)
+    hgr_per_dim: bool = True  # correct mode: divide the objective by the feature size k before weighting
     temperature: float = 1.0  # self-distillation temperature T
 
     def __post_init__(self):
@@ -121,7 +122,8 @@ class Objective:
 
     Keys: "total"; "fused_ce"; "ce_<modality>" per modality head and "modality_ce" (their sum);
     "soft_hgr": the correct Soft-HGR objective (to maximise; always logged, also in reference mode);
-    "hgr_loss": the unweighted Soft-HGR term in the total (-soft_hgr, or the reference's |loss|);
+    "hgr_loss": the unweighted Soft-HGR term in the total (-soft_hgr, divided by the feature size k when
+    ``hgr_per_dim``, or the reference's |loss|);
     "kl": self-distillation summed over modality heads. Terms with weight 0 are computed without gradient.
     Soft-HGR terms are zero with fewer than two modalities.
     """
@@ -142,7 +144,11 @@ class Objective:
             with torch.set_grad_enabled(torch.is_grad_enabled() and w.soft_hgr != 0 and w.hgr_mode == "correct"):
                 terms["soft_hgr"] = soft_hgr(features, mask)
             if w.hgr_mode == "correct":
-                terms["hgr_loss"] = -terms["soft_hgr"]
+                # Soft-HGR sums over k feature dimensions (its maximum is 1/2 sum of k squared canonical
+                # correlations), so unscaled it outweighs the cross-entropy terms by ~k/10 at H = 512 and
+                # swamps them; per dimension its maximum is at most 1/2 whatever the hidden size.
+                scale = features[0].shape[-1] if w.hgr_per_dim else 1
+                terms["hgr_loss"] = -terms["soft_hgr"] / scale
             else:
                 with torch.set_grad_enabled(torch.is_grad_enabled() and w.soft_hgr != 0):
                     terms["hgr_loss"] = soft_hgr_reference(features, mask)

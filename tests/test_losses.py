@@ -250,8 +250,11 @@ def test_objective_combines_its_terms_with_the_weights():
     assert torch.allclose(terms["ce_audio"], masked_cross_entropy(output.logits["audio"], labels, mask, class_weights))
     assert torch.allclose(terms["modality_ce"], terms["ce_text"] + terms["ce_audio"] + terms["ce_visual"])
     assert torch.allclose(terms["soft_hgr"], soft_hgr(list(output.representations.values()), mask))
-    expected = 0.3 * terms["fused_ce"] + 0.1 * terms["modality_ce"] - 0.4 * terms["soft_hgr"] + 0.7 * terms["kl"]
+    k = next(iter(output.representations.values())).shape[-1]
+    expected = 0.3 * terms["fused_ce"] + 0.1 * terms["modality_ce"] - 0.4 * terms["soft_hgr"] / k + 0.7 * terms["kl"]
     assert torch.allclose(terms["total"], expected)
+    raw = Objective(LossWeights(kl=0.7, temperature=2.0, hgr_per_dim=False), class_weights)(output, batch)
+    assert torch.allclose(raw["total"] - terms["total"], -0.4 * terms["soft_hgr"] * (1 - 1 / k))
     terms["total"].backward()
     assert all(torch.isfinite(f.grad).all() for f in output.representations.values())
 

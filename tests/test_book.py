@@ -1,0 +1,210 @@
+"""The book machinery: profiles, the runner (skip, re-run, failing cell), and the built HTML in a real browser."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import struct
+import subprocess
+import textwrap
+import zlib
+from pathlib import Path
+
+import nbformat
+import numpy as np
+import pytest
+
+from mcef import book
+from mcef.profiles import PROFILE_NAMES, load_profile
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMIUM_FLAGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--hide-scrollbars",
+]  # fmt: skip
+RUN_SCRIPTS = "--virtual-time-budget=10000"  # let the page's scripts (plotly.js, MathJax) finish first
+
+
+# ----------------------------------------------------------------------------- fast checks
+
+
+@pytest.mark.parametrize("name", PROFILE_NAMES)
+def test_profiles_define_every_section_the_chapters_read(name):
+    profile = load_profile(name)
+    for section in ("synthetic", "probe", "soft_hgr"):
+        assert isinstance(profile.section(section), dict)
+    assert profile.seeds("") == list(range(profile.n_seeds))
+    assert profile.seeds("3,4") == [3, 4]
+    with pytest.raises(KeyError, match="no section 'nope'"):
+        profile.section("nope")
+    assert load_profile("full").n_seeds == 5
+
+
+def test_unknown_profile_is_a_clear_error():
+    with pytest.raises(ValueError, match="unknown profile 'huge'.*known profiles"):
+        load_profile("huge")
+
+
+def test_toc_chapters_have_sources():
+    names = [c.name for c in book.chapters()]
+    assert names[:1] == ["01_data_exploration"] and "03_soft_hgr" in names
+    for chapter in book.chapters():
+        assert chapter.source.is_file()
+        assert book.read_source(chapter.source).cells  # one parameters cell, parseable by papermill
+
+
+def test_mcef_book_is_registered_in_the_cli():
+    from mcef.cli import build_parser
+
+    args = build_parser().parse_args(["book", "--profile", "quick", "--only", "03", "--no-html"])
+    assert args.profile == "quick" and args.only == "03" and args.no_html and args.func is book._cmd_book
+
+
+# ----------------------------------------------------------------------------- the runner on a tiny book
+
+
+def _tiny_book(root: Path) -> None:
+    (root / "book").mkdir(parents=True)
+    (root / "notebooks").mkdir()
+    (root / "book" / "_toc.yml").write_text(
+        "format: jb-book\nroot: intro\nchapters:\n  - file: _generated/ok\n  - file: _generated/bad\n"
+    )
+    header = "---\nkernelspec:\n  name: python3\n  display_name: Python 3\n  language: python\n---\n\n"
+    parameters = '```{code-cell} ipython3\n:tags: [parameters]\n\nprofile = "smoke"\nvalue = 1\n```\n\n'
+    (root / "notebooks" / "ok.md").write_text(header + parameters + "```{code-cell} ipython3\nprint(value * 2)\n```\n")
+    (root / "notebooks" / "bad.md").write_text(
+        header + "# Bad\n\n" + parameters + "```{code-cell} ipython3\nx = 1\n```\n\n```{code-cell} ipython3\nx / 0\n```\n"
+    )
+
+
+@pytest.mark.slow
+def test_runner_skips_unchanged_reruns_changed_and_names_the_failing_cell(tmp_path):
+    _tiny_book(tmp_path)
+    messages = []
+    with pytest.raises(book.BookError) as failure:
+        book.execute_chapters(book.BookParameters(profile="smoke"), root=tmp_path, log=messages.append)
+    message = str(failure.value)
+    assert "notebooks/bad.md" in message and "cell 4" in message and "ZeroDivisionError" in message
+    assert (tmp_path / "book" / "_generated" / "bad.failed.ipynb").is_file()
+    assert not (tmp_path / "book" / "_generated" / "bad.ipynb").exists()
+
+    ok = book.chapters(tmp_path)[0]
+    assert book.is_current(ok, root=tmp_path)
+    printed = [o.text for c in nbformat.read(ok.executed, as_version=4).cells for o in c.get("outputs", []) if o.output_type == "stream"]
+    assert printed == ["2\n"]  # executed, with the parameter's value
+    assert book.execute_chapters(book.BookParameters(profile="smoke"), only="ok", root=tmp_path) == []  # unchanged: skipped
+    assert book.execute_chapters(book.BookParameters(profile="quick"), only="ok", root=tmp_path) == ["ok"]  # parameters changed
+    ok.source.write_text(ok.source.read_text().replace("value * 2", "value * 3"))
+    assert not book.is_current(ok, root=tmp_path)  # source changed
+    assert book.execute_chapters(book.BookParameters(profile="quick"), only="ok", root=tmp_path) == ["ok"]
+
+
+def test_parameters_cell_that_papermill_cannot_parse_is_rejected(tmp_path):
+    source = tmp_path / "nb.md"
+    source.write_text('```{code-cell} ipython3\n:tags: [parameters]\n\ndata = ""  # empty = synthetic\n```\n')
+    with pytest.raises(book.BookError, match="papermill cannot parse"):
+        book.read_source(source)
+
+
+# ----------------------------------------------------------------------------- the built book in a browser
+
+
+@pytest.fixture(scope="module")
+def built_html() -> Path:
+    """The book's HTML: reused when `make book` built it from the current sources, else built at smoke."""
+    current = all(book.is_current(c) for c in book.chapters()) and book.html_is_current()
+    if not current:
+        book.run_book(book.BookParameters(profile="smoke"))
+    return book.PROJECT_ROOT / "_build" / "html"
+
+
+def _chromium(*args: str) -> str:
+    result = subprocess.run([CHROMIUM, *CHROMIUM_FLAGS, *args], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return result.stdout
+
+
+def _read_png(path: Path) -> np.ndarray:
+    """Decode an 8-bit RGB/RGBA non-interlaced PNG (what Chromium writes) to an (H, W, C) uint8 array."""
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", f"{path} is not a PNG"
+    pos, idat, width = 8, b"", 0
+    while pos < len(data):
+        length, kind = struct.unpack(">I4s", data[pos : pos + 8])
+        chunk = data[pos + 8 : pos + 8 + length]
+        if kind == b"IHDR":
+            width, height, depth, color, _, _, interlace = struct.unpack(">IIBBBBB", chunk)
+            assert depth == 8 and color in (2, 6) and interlace == 0, "unexpected PNG format"
+            channels = 3 if color == 2 else 4
+        elif kind == b"IDAT":
+            idat += chunk
+        pos += 12 + length
+    raw = np.frombuffer(zlib.decompress(idat), dtype=np.uint8).reshape(height, 1 + width * channels)
+    image = np.zeros((height, width * channels), dtype=np.int32)
+    previous = np.zeros(width * channels, dtype=np.int32)
+    for y in range(height):
+        kind, row = raw[y, 0], raw[y, 1:].astype(np.int32)
+        if kind == 0:
+            out = row
+        elif kind == 2:
+            out = (row + previous) % 256
+        elif kind == 1:  # Sub: cumulative sum per channel
+            out = np.cumsum(row.reshape(width, channels), axis=0).reshape(-1) % 256
+        else:  # Average and Paeth depend on the decoded left neighbour: byte by byte
+            out = np.zeros_like(row)
+            for i in range(len(row)):
+                left = out[i - channels] if i >= channels else 0
+                up, up_left = previous[i], previous[i - channels] if i >= channels else 0
+                if kind == 3:
+                    out[i] = (row[i] + (left + up) // 2) % 256
+                else:
+                    p = left + up - up_left
+                    pa, pb, pc = abs(p - left), abs(p - up), abs(p - up_left)
+                    out[i] = (row[i] + (left if pa <= pb and pa <= pc else up if pb <= pc else up_left)) % 256
+        image[y], previous = out, out
+    return image.reshape(height, width, channels).astype(np.uint8)
+
+
+@pytest.mark.slow
+@pytest.mark.book
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install chromium; .ci/run does it)")
+def test_figures_draw_in_headless_chromium(built_html, tmp_path):
+    page = built_html / "_generated" / "01_data_exploration.html"
+    html = page.read_text(encoding="utf-8")
+    assert "cdn.plot.ly" not in html and "cdn.jsdelivr" not in html  # offline: nothing from a CDN
+    assert (built_html / "_static" / "plotly.min.js").is_file()
+    n_figures = html.count("Plotly.newPlot(")
+    assert n_figures >= 5
+
+    dom = _chromium(RUN_SCRIPTS, "--dump-dom", page.as_uri())
+    assert dom.count('class="main-svg"') >= n_figures  # every figure drew its SVG
+    assert len(re.findall(r'class="(?:point|trace bars)', dom)) >= n_figures  # with marks in it
+
+    # Screenshots of the page and of a copy that cannot load plotly.js: the figures are the
+    # coloured pixels that only plotly.js adds.
+    control = page.with_name(".control-without-plotly.html")
+    control.write_text(html.replace("_static/plotly.min.js", "_static/missing-plotly.min.js"), encoding="utf-8")
+    coloured = {}
+    try:
+        for name, url in (("with plotly.js", page.as_uri()), ("without", control.as_uri())):
+            shot = tmp_path / f"chapter01-{name.replace(' ', '-')}.png"
+            _chromium(RUN_SCRIPTS, f"--screenshot={shot}", "--window-size=1200,2600", url)
+            pixels = _read_png(shot)[:, :, :3].astype(int)
+            coloured[name] = int(((pixels.max(axis=2) - pixels.min(axis=2)) >= 50).sum())  # saturated, not grey text
+    finally:
+        control.unlink(missing_ok=True)
+    assert coloured["with plotly.js"] - coloured["without"] > 20000, f"the figures added too few coloured pixels: {coloured}"
+
+
+@pytest.mark.slow
+@pytest.mark.book
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install chromium; .ci/run does it)")
+def test_math_is_typeset_offline(built_html):
+    page = built_html / "_generated" / "03_soft_hgr.html"
+    html = page.read_text(encoding="utf-8")
+    assert re.search(r'<script[^>]+src="[^"]*_static/mathjax/tex-chtml\.js', html), "MathJax is not served by the book"
+    assert (built_html / "_static" / "mathjax" / "tex-chtml.js").is_file()
+    dom = _chromium(RUN_SCRIPTS, "--dump-dom", page.as_uri())
+    assert dom.count("<mjx-container") >= 10
+    visible_text = re.sub(r"<script.*?</script>|<[^>]+>", " ", dom, flags=re.S)
+    assert "$$" not in visible_text and "\\mathcal{S}" not in visible_text  # no raw TeX left on the page
