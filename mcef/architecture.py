@@ -38,7 +38,7 @@ STAGES = {
     "concat_proj": (3, "concatenation"),
     "self_blocks": (3, "self-attention"),
     "cross_blocks": (3, "cross-attention"),
-    "gates": (4, "sigmoid gate"),
+    "view_gates": (4, "sigmoid gate"),
     "reduce": (5, "reduce"),
     "fusion_scorer": (6, "gated fusion"),
     "heads": (7, "modality head"),
@@ -62,7 +62,7 @@ def group_labels(model: MCEF) -> dict[str, list[str]]:
     else:
         selfs = [f"{m}<-{m}" for m in names]
     cross = [f"{names[t]}<-{names[s]}" for t, s in model.pairs]
-    return {"self_blocks": selfs, "cross_blocks": cross, "gates": selfs + cross, "reduce": list(names), "heads": list(names)}
+    return {"self_blocks": selfs, "cross_blocks": cross, "view_gates": selfs + cross, "reduce": list(names), "heads": list(names)}
 
 
 def parameter_table(model: MCEF) -> pd.DataFrame:
@@ -310,31 +310,11 @@ def attention_summary(snapshot: DialogueAttention) -> pd.DataFrame:
 
 
 def chapter_data(data: str, profile: str, seed: int = 0) -> tuple[DialogueDataset, str]:
-    """The dataset of the chapter and a sentence saying which it is.
+    """The dataset of a fusion chapter and a sentence saying which it is: ``mcef.book.load_book_data``
+    with all three modalities needed (real multimodal features when given or found, else synthetic)."""
+    from mcef.book import load_book_data
 
-    The chapter needs all three modalities: ``data`` (a path) or the real feature data that
-    :func:`mcef.data.discovery.discover_data` finds is used when it has them; otherwise the synthetic default
-    sized by the profile's ``synthetic`` section, and the sentence says why. Transcripts alone are not
-    encoded here (they could only give text).
-    """
-    from mcef.book import describe_data
-    from mcef.data import SyntheticConfig, make_synthetic
-    from mcef.data.discovery import discover_data, find_data
-    from mcef.profiles import load_profile
-
-    choice = find_data(data or None)
-    if choice.kind == "features":
-        dataset, choice = discover_data(data or None)
-        if set(MODALITIES) <= set(dataset.modalities):
-            return dataset, describe_data(dataset, choice.description)
-        reason = f"{choice.description} has only {', '.join(dataset.modalities) or 'no'} features"
-    elif choice.kind == "transcripts+text-features":
-        reason = f"the data found ({choice.description}) can give text features only"
-    else:
-        reason = "no real multimodal features were given or found"
-    overrides = load_profile(profile).section("synthetic")
-    dataset = make_synthetic(SyntheticConfig(**{"seed": seed, **overrides}))
-    return dataset, describe_data(dataset, f"synthetic default ({reason}; this chapter needs text, audio and visual)")
+    return load_book_data(data, profile, seed, needs=MODALITIES)
 
 
 @dataclass(frozen=True)
@@ -380,7 +360,9 @@ def experiment_config(settings: ChapterSettings, *, seed: int, device: str):
     )  # fmt: skip
 
 
-def _same_data(summary: dict, dataset: DialogueDataset) -> bool:
+def same_data(summary: dict, dataset: DialogueDataset) -> bool:
+    """True when a run's ``summary.json`` (``summary``) records ``dataset``: same name, modalities, dims,
+    label names and split sizes (the free-text ``description`` aside)."""
     from mcef.train import describe_data
 
     recorded = {k: v for k, v in summary.get("data", {}).items() if k != "description"}
@@ -426,7 +408,7 @@ def trained_model(dataset: DialogueDataset, settings: ChapterSettings, *, run_ro
         if not (summary_path.is_file() and (run_dir / "best.pt").is_file()):
             continue
         summary = json.loads(summary_path.read_text(encoding="utf-8"))
-        if not _same_data(summary, dataset):
+        if not same_data(summary, dataset):
             continue
         if run_dir == own and config_to_dict(load_config(run_dir / "config.yaml")) != config_to_dict(config):
             continue

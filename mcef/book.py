@@ -379,33 +379,32 @@ def describe_data(dataset, origin: str) -> str:
     return f"{origin}: {what} ({sizes}; features {dims})"
 
 
-def load_book_data(data: str = "", profile: str = "smoke", seed: int = 0):
+def load_book_data(data: str = "", profile: str = "smoke", seed: int = 0, needs: tuple[str, ...] = ()):
     """The dataset a chapter runs on, and a sentence saying which it is (for the chapter header).
 
-    ``data`` given: that file or folder (``mcef.data.load_dataset``). Empty: the real data that
-    ``mcef.data.discovery`` finds, when that module is installed and finds some; otherwise the
-    synthetic default sized by the profile's ``synthetic`` section.
+    ``data`` given: that file or folder. Empty: what :func:`mcef.data.discovery.discover_data` finds (a real
+    feature file, else real transcripts with offline text features, else nothing). A chapter that ``needs``
+    modalities the found data lacks (fusion needs text, audio and visual) runs on the synthetic default,
+    sized by the profile's ``synthetic`` section, and the sentence says why.
     """
+    from mcef.data import SyntheticConfig, make_synthetic
+    from mcef.data.discovery import discover_data, find_data
     from mcef.profiles import load_profile
 
-    if data:
-        from mcef.data import load_dataset
-
-        return (dataset := load_dataset(data)), describe_data(dataset, "real data file")
-    try:
-        from mcef.data import discovery
-    except ImportError:
-        discovery = None
-    found = discovery.discover_dataset() if discovery is not None and hasattr(discovery, "discover_dataset") else None
-    if found is not None:
-        dataset, origin = found
-        return dataset, describe_data(dataset, origin)
-    from mcef.data.synthetic import SyntheticConfig, make_synthetic
-
+    choice = find_data(data or None)
+    if choice.kind == "transcripts+text-features" and set(needs) - {"text"}:
+        reason = f"the data found ({choice.description}) can give text features only"
+    elif choice.kind != "synthetic":
+        dataset, choice = discover_data(data or None)
+        if set(needs) <= set(dataset.modalities):
+            return dataset, describe_data(dataset, choice.description)
+        reason = f"{choice.description} has only {', '.join(dataset.modalities) or 'no'} features"
+    else:
+        reason = "no real data was given or found"
     overrides = load_profile(profile).section("synthetic")
     dataset = make_synthetic(SyntheticConfig(**{"seed": seed, **overrides}))
-    return dataset, describe_data(dataset, "synthetic default (no real data was given or found)")
-
+    needed = f"; this chapter needs {', '.join(needs)}" if needs else ""
+    return dataset, describe_data(dataset, f"synthetic default ({reason}{needed})")
 
 
 def chapter_header(data_description: str, profile: str, device: str, seeds: list[int] | None = None):

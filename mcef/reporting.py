@@ -145,7 +145,7 @@ def loss_formula(config: ExperimentConfig) -> str:
 
 def _run_matches(run_dir: Path, config: ExperimentConfig, dataset: DialogueDataset) -> bool:
     """True when the finished run in ``run_dir`` was trained with ``config`` (up to where it ran) on ``dataset``."""
-    from mcef.architecture import _same_data
+    from mcef.architecture import same_data as _same_data
     from mcef.train import _run_defining
 
     summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))

@@ -72,7 +72,7 @@ def test_shape_trace(tiny_dataset, padded_batch, packed):
     assert trace.loc["self_blocks", "outputs"] == str((M, N, H))
     assert trace.loc["cross_blocks", "inputs"] == f"{(P, N, H)}, {(P, N, H)}"
     assert trace.loc["cross_blocks", "outputs"] == str((P, N, H))
-    assert trace.loc["gates", "outputs"] == str((M + P, N, H))
+    assert trace.loc["view_gates", "outputs"] == str((M + P, N, H))
     assert trace.loc["reduce", "inputs"] == str((M, N, 3 * H))
     assert trace.loc["reduce", "outputs"] == str((M, N, H))
     assert trace.loc["heads", "outputs"] == str((M, N, C))

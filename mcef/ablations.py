@@ -1,0 +1,301 @@
+"""Chapter 05 library: ablations of MCEF as named config variants, trained over seeds, aggregated and plotted.
+
+Every variant is the base config (the paper recipe, ``configs/paper.yaml``, sized by the profile) changed with
+:func:`mcef.config.with_changes`. Three families:
+
+- ``modalities``: T, A, V, TA, TV, AV, TAV. True unimodal and bimodal models (``data.modalities``): the full
+  model's per-modality heads are not unimodal, each already mixes every modality through cross-attention.
+- ``loss``: fused CE only; + modality CE; + Soft-HGR (correct); + Soft-HGR (reference); + SDT's KL.
+- ``fusion``: equal (MCEF), sdt, concat, late.
+
+A variant's run name spells out its content (modalities, loss terms, fusion), so a config that appears in
+several families (TAV + full loss + equal fusion appears in all three) is a single run, and
+:func:`mcef.experiments.sweep` trains it once. What the name does not say (sizes, epochs, the data) goes into the
+name of the folder that holds the runs (:func:`grid_root`), so changing those never reuses a stale run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import warnings
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from mcef.config import ExperimentConfig, config_to_dict, load_config, with_changes
+from mcef.data.dataset import MODALITIES, DialogueDataset
+from mcef.experiments import aggregate, collect, mean_std, sweep
+from mcef.plots import _layout
+
+PAPER_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "paper.yaml"
+LETTERS = {"text": "T", "audio": "A", "visual": "V"}
+MODALITY_SETS = ("T", "A", "V", "TA", "TV", "AV", "TAV")
+FUSION_VARIANTS = ("equal", "sdt", "concat", "late")
+FAMILIES = ("modalities", "loss", "fusion")
+METRICS = ("test_accuracy", "test_weighted_f1", "valid_weighted_f1")
+
+
+@dataclass(frozen=True)
+class AblationSettings:
+    """How big every ablation run is (profile section ``ablations`` over the per-profile defaults)."""
+
+    hidden: int = 512  # H of every variant (the paper's 512)
+    dropout: float = 0.5  # the paper's; smaller for the few-epoch profiles
+    epochs: int = 150  # maximum epochs; the epoch is chosen on validation weighted F1
+    lr: float = 1e-4  # Adam learning rate
+    batch_size: int = 16  # dialogues per batch
+    early_stopping: int = 20  # epochs without a better validation weighted F1 before stopping; 0 = off
+    kl: float = 0.1  # weight of SDT's KL term in "+ SDT KL": the modality CE's weight, as SDT weighs the two alike
+
+
+# Used when a profile has no ``ablations`` section; the section's keys override these.
+DEFAULT_SETTINGS = {
+    "smoke": AblationSettings(hidden=32, dropout=0.1, epochs=6, lr=3e-3, batch_size=4, early_stopping=0),
+    "quick": AblationSettings(hidden=64, dropout=0.3, epochs=12, lr=1e-3, batch_size=8, early_stopping=0),
+    "full": AblationSettings(),
+}
+
+
+def ablation_settings(profile: str) -> AblationSettings:
+    """The :class:`AblationSettings` of ``profile``: its ``ablations`` section over the defaults."""
+    from mcef.profiles import load_profile
+
+    spec = load_profile(profile)
+    base = DEFAULT_SETTINGS.get(spec.name, AblationSettings())
+    section = dict(spec.sections.get("ablations", {}))
+    unknown = sorted(set(section) - set(AblationSettings.__dataclass_fields__))
+    if unknown:
+        raise KeyError(f"{spec.path}: section 'ablations' has unknown keys {unknown}; "
+                       f"expected {sorted(AblationSettings.__dataclass_fields__)}")
+    return replace(base, **section)
+
+
+def base_config(settings: AblationSettings, *, device: str = "auto") -> ExperimentConfig:
+    """The paper recipe (``configs/paper.yaml``) at the settings' size: every variant starts from it."""
+    paper = load_config(PAPER_CONFIG)
+    return with_changes(
+        paper,
+        name="ablation-base",
+        data={"modalities": list(MODALITIES)},
+        model={"hidden": settings.hidden, "dropout": settings.dropout},
+        train={"epochs": settings.epochs, "lr": settings.lr, "batch_size": settings.batch_size,
+               "early_stopping": settings.early_stopping, "device": device, "progress": False,
+               "record_oracle_test": False, "checkpoint_every": settings.epochs},
+    )
+
+
+# ----------------------------------------------------------------------------- the grid
+
+
+def _weight(value: float) -> str:
+    return f"{value:g}"
+
+
+def variant_name(config: ExperimentConfig) -> str:
+    """A run name that says what the run is: modalities, non-zero loss terms with weights, fusion.
+
+    E.g. ``TAV-ce0.3+mce0.1+hgr0.4-equal``; the reference Soft-HGR is ``hgrref``. Two configs with the same
+    name differ at most in what :func:`grid_root` encodes.
+    """
+    modalities = config.data.modalities or MODALITIES
+    letters = "".join(LETTERS[m] for m in MODALITIES if m in modalities)
+    loss = config.loss
+    terms = [f"ce{_weight(loss.fused_ce)}"]
+    if loss.modality_ce:
+        terms.append(f"mce{_weight(loss.modality_ce)}")
+    if loss.soft_hgr:
+        terms.append(f"{'hgr' if loss.hgr_mode == 'correct' else 'hgrref'}{_weight(loss.soft_hgr)}")
+    if loss.kl:
+        terms.append(f"kl{_weight(loss.kl)}" + (f"t{_weight(loss.temperature)}" if loss.temperature != 1 else ""))
+    return f"{letters}-{'+'.join(terms)}-{config.model.fusion}"
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One point of the ablation grid."""
+
+    family: str  # "modalities" | "loss" | "fusion"
+    label: str  # what the reader sees, e.g. "TA" or "+ Soft-HGR (reference)"
+    config: ExperimentConfig  # named by its content (variant_name)
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+
+def _named(config: ExperimentConfig) -> ExperimentConfig:
+    return with_changes(config, name=variant_name(config))
+
+
+def loss_changes(kl: float) -> dict[str, dict]:
+    """Loss variant label -> loss fields changed from the base config (whose loss is the paper's: CE, modality CE, HGR)."""
+    return {
+        "fused CE only": {"modality_ce": 0.0, "soft_hgr": 0.0, "kl": 0.0},
+        "+ modality CE": {"soft_hgr": 0.0, "kl": 0.0},
+        "+ Soft-HGR (correct)": {"hgr_mode": "correct", "kl": 0.0},
+        "+ Soft-HGR (reference)": {"hgr_mode": "reference", "kl": 0.0},
+        "+ SDT KL": {"hgr_mode": "correct", "kl": kl},
+    }
+
+
+def grid(base: ExperimentConfig, settings: AblationSettings | None = None) -> list[Variant]:
+    """The 7 + 5 + 4 variants of the three families, in reading order."""
+    settings = settings or AblationSettings()
+    variants = []
+    for letters in MODALITY_SETS:
+        modalities = [m for m in MODALITIES if LETTERS[m] in letters]
+        variants.append(Variant("modalities", letters, _named(with_changes(base, data={"modalities": modalities}))))
+    for label, changes in loss_changes(settings.kl).items():
+        variants.append(Variant("loss", label, _named(with_changes(base, loss=changes))))
+    for fusion in FUSION_VARIANTS:
+        variants.append(Variant("fusion", fusion, _named(with_changes(base, model={"fusion": fusion}))))
+    return variants
+
+
+def common_variant(variants: list[Variant]) -> Variant:
+    """The run every family shares (all modalities, the paper's loss, equal fusion)."""
+    names = [{v.name for v in variants if v.family == f} for f in FAMILIES]
+    shared = set.intersection(*names)
+    if len(shared) != 1:
+        raise ValueError(f"common_variant: expected exactly one run shared by every family, found {sorted(shared)}")
+    return next(v for v in variants if v.name in shared)
+
+
+def distinct_configs(variants: list[Variant]) -> list[ExperimentConfig]:
+    """One config per distinct run name (the shared runs once), in grid order."""
+    configs: dict[str, ExperimentConfig] = {}
+    for variant in variants:
+        previous = configs.setdefault(variant.name, variant.config)
+        if config_to_dict(previous) != config_to_dict(variant.config):
+            raise ValueError(f"two different configs share the run name {variant.name!r}")
+    return list(configs.values())
+
+
+# ----------------------------------------------------------------------------- running
+
+
+def _identity(config: ExperimentConfig) -> dict:
+    """The fields of ``config`` that decide what a run computes (not where, how visibly, or which seed)."""
+    mapping = config_to_dict(config)
+    mapping["train"] = {k: v for k, v in mapping["train"].items() if k not in ("device", "progress", "seed")}
+    mapping.pop("name")
+    mapping["data"].pop("modalities")
+    mapping["loss"] = {}  # the variant names spell the loss out
+    mapping["model"].pop("fusion")
+    return mapping
+
+
+def grid_root(run_root: str | Path, base: ExperimentConfig, dataset: DialogueDataset) -> Path:
+    """``run_root/ablations/<dataset>-<digest>``: the digest covers the base config's sizes and the data."""
+    from mcef.train import describe_data
+
+    facts = {"config": _identity(base), "data": describe_data(dataset, dataset.source)}
+    digest = hashlib.sha256(json.dumps(facts, sort_keys=True).encode()).hexdigest()[:10]
+    return Path(run_root) / "ablations" / f"{dataset.name}-{digest}"
+
+
+def run_variants(variants: list[Variant], seeds: list[int], root: str | Path, dataset: DialogueDataset) -> list[dict]:
+    """Train every distinct run of ``variants`` for every seed (finished runs are skipped); the runs' figures.
+
+    Returns :func:`mcef.experiments.collect`'s rows for these runs and seeds (one dict per run).
+    """
+    configs = distinct_configs(variants)
+    with warnings.catch_warnings():  # fit imports tqdm.auto, which warns in a kernel without ipywidgets
+        warnings.filterwarnings("ignore", message="IProgress not found")
+        sweep(configs, seeds, root, dataset=dataset, progress=False)
+    return collect(root, names=[c.name for c in configs], seeds=seeds)
+
+
+def results(variants: list[Variant], runs: list[dict], metrics=METRICS) -> pd.DataFrame:
+    """One row per variant: family, label, run name, mean / std / n of each metric, and the paired difference.
+
+    ``delta_wf1_mean`` / ``delta_wf1_std``: test weighted F1 minus the common run's, seed by seed (same seeds, so
+    the seed-to-seed variation they share cancels), then mean and sample std over seeds.
+    """
+    table = {(row["config"], row["metric"]): row for row in aggregate(runs, metrics)}
+    common = common_variant(variants).name
+    by_seed = {(r["config"], r["seed"]): r["test_weighted_f1"] for r in runs}
+    rows = []
+    for variant in variants:
+        row = {"family": variant.family, "variant": variant.label, "run": variant.name,
+               "common": variant.name == common,
+               "parameters": next((r["parameters"] for r in runs if r["config"] == variant.name), None)}
+        for metric in metrics:
+            cell = table.get((variant.name, metric))
+            row[f"{metric}_mean"] = cell["mean"] if cell else math.nan
+            row[f"{metric}_std"] = cell["std"] if cell and cell["std"] is not None else math.nan
+            row["n"] = cell["n"] if cell else 0
+        deltas = [by_seed[(variant.name, s)] - by_seed[(common, s)] for (name, s) in by_seed
+                  if name == variant.name and (common, s) in by_seed]
+        row["delta_wf1_mean"] = sum(deltas) / len(deltas) if deltas else math.nan
+        row["delta_wf1_std"] = (math.sqrt(sum((d - row["delta_wf1_mean"]) ** 2 for d in deltas) / (len(deltas) - 1))
+                                if len(deltas) > 1 else math.nan)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _cell(mean: float, std: float, scale: float = 100.0) -> str:
+    if math.isnan(mean):
+        return "-"
+    return mean_std(mean, None if math.isnan(std) else std, scale=scale)
+
+
+def format_results(frame: pd.DataFrame) -> pd.DataFrame:
+    """:func:`results` for reading: percentages as "mean ± std", the shared run marked with a star."""
+    shown = pd.DataFrame({
+        "family": frame["family"],
+        "variant": [f"{v} *" if c else v for v, c in zip(frame["variant"], frame["common"])],
+        "test accuracy (%)": [_cell(m, s) for m, s in zip(frame["test_accuracy_mean"], frame["test_accuracy_std"])],
+        "test weighted F1 (%)": [_cell(m, s) for m, s in zip(frame["test_weighted_f1_mean"],
+                                                             frame["test_weighted_f1_std"])],
+        "valid weighted F1 (%)": [_cell(m, s) for m, s in zip(frame["valid_weighted_f1_mean"],
+                                                              frame["valid_weighted_f1_std"])],
+        "Δ test w-F1 vs * (points)": [_cell(m, s) for m, s in zip(frame["delta_wf1_mean"], frame["delta_wf1_std"])],
+        "parameters": frame["parameters"],
+        "seeds": frame["n"],
+        "run": frame["run"],
+    })  # fmt: skip
+    return shown.set_index(["family", "variant"])
+
+
+# ----------------------------------------------------------------------------- the figure
+
+FAMILY_TITLES = {"modalities": "Modalities (true unimodal / bimodal models)", "loss": "Loss terms",
+                 "fusion": "Fusion"}
+COMMON_COLOR, VARIANT_COLOR = "#E45756", "#4C78A8"
+
+
+def ablation_figure(frame: pd.DataFrame, metric: str = "test_weighted_f1") -> go.Figure:
+    """Dot and error bar (mean ± std over seeds) of ``metric`` for every variant, one panel per family.
+
+    The shared run is drawn in its own colour in every panel, with a dashed line at its mean, so each family
+    reads as "better or worse than the full model" at a glance.
+    """
+    families = [f for f in FAMILIES if f in set(frame["family"])]
+    sizes = [int((frame["family"] == f).sum()) for f in families]
+    fig = make_subplots(rows=len(families), cols=1, shared_xaxes=True, vertical_spacing=0.08,
+                        row_heights=[s / sum(sizes) for s in sizes],
+                        subplot_titles=[FAMILY_TITLES[f] for f in families])
+    common = frame[frame["common"]]
+    for row, family in enumerate(families, start=1):
+        part = frame[frame["family"] == family]
+        for is_common, color, name in ((False, VARIANT_COLOR, "variant"), (True, COMMON_COLOR, "full model (shared run)")):
+            points = part[part["common"] == is_common]
+            fig.add_trace(go.Scatter(
+                x=points[f"{metric}_mean"], y=points["variant"], mode="markers", name=name,
+                marker=dict(size=10, color=color), showlegend=row == 1,
+                error_x=dict(type="data", array=points[f"{metric}_std"].fillna(0), visible=True, color=color),
+                customdata=points[["n", "run"]], hovertemplate="%{y}: %{x:.3f} (n=%{customdata[0]}, %{customdata[1]})<extra></extra>",
+            ), row=row, col=1)  # fmt: skip
+        if len(common):
+            fig.add_vline(x=float(common[f"{metric}_mean"].iloc[0]), line_dash="dash", line_color=COMMON_COLOR,
+                          row=row, col=1)
+        fig.update_yaxes(autorange="reversed", row=row, col=1)
+    fig.update_xaxes(title_text=metric.replace("_", " ") + " (mean ± std over seeds)", row=len(families), col=1)
+    return _layout(fig, "Ablations: " + metric.replace("_", " ") + " per variant", height=180 + 34 * sum(sizes),
+                   legend=dict(orientation="h", y=-0.12))

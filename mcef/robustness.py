@@ -1,0 +1,279 @@
+"""Chapter 06 library: how fast each configuration runs, and how a trained model copes with a bad modality.
+
+- Robustness: a trained run is evaluated on test data where one modality is missing or corrupted
+  (:func:`perturb`): ``zero`` replaces its features with zeros, ``noise`` adds Gaussian noise scaled by each
+  feature dimension's training standard deviation, ``shuffle`` permutes its feature vectors across the split's
+  utterances (each utterance gets another utterance's vector: realistic values, no information about this one).
+  A missing modality is zeroed rather than removed: a model trained on three modalities has no way to run
+  without one, while zero features make its bias-free input projection output exactly zero, so the stream
+  carries only the speaker and position codes. Models trained without the modality are the ablation's
+  bimodal runs (chapter 05); :func:`robustness_table` evaluates, :func:`summarise_robustness` averages seeds.
+- Efficiency: :func:`efficiency_table` runs :func:`mcef.bench.bench` for every fusion variant on every available
+  device; the equal-fusion (paper) configuration is timed side by side with the reference emulation.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, replace
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+import torch
+
+from mcef.config import ExperimentConfig, with_changes
+from mcef.data.dataset import DialogueDataset
+from mcef.plots import MODALITY_COLORS, _layout
+
+KINDS = ("zero", "noise", "shuffle")
+CONDITION_NAMES = {"clean": "clean", "zero": "missing (zeroed)", "shuffle": "shuffled across utterances",
+                   "noise": "Gaussian noise"}
+
+
+@dataclass(frozen=True)
+class EfficiencySettings:
+    """Sizes of chapter 06 (profile section ``efficiency`` over the per-profile defaults)."""
+
+    noise_scales: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0)  # noise std, in units of each dimension's training std
+    draws: int = 3  # noise and shuffle draws averaged per run
+    bench_hidden: int = 512  # H of the benchmarked configurations (512: the paper's model)
+    bench_epochs: int = 3  # timed epochs per configuration (the median is reported)
+    bench_warmup: int = 1  # untimed epochs first
+    bench_memory: bool = True  # measure peak memory too (one more epoch; on CPU in a fresh process)
+    fusions: tuple[str, ...] = ("equal", "sdt", "concat", "late")  # configurations benchmarked
+
+
+# Used when a profile has no ``efficiency`` section; the section's keys override these.
+DEFAULT_SETTINGS = {
+    "smoke": EfficiencySettings(noise_scales=(1.0, 4.0), draws=1, bench_hidden=32, bench_epochs=1, bench_memory=False),
+    "quick": EfficiencySettings(draws=2, bench_epochs=1),
+    "full": EfficiencySettings(),
+}
+
+
+def efficiency_settings(profile: str) -> EfficiencySettings:
+    """The :class:`EfficiencySettings` of ``profile``: its ``efficiency`` section over the defaults."""
+    from mcef.profiles import load_profile
+
+    spec = load_profile(profile)
+    section = dict(spec.sections.get("efficiency", {}))
+    known = {f.name: f for f in dataclasses.fields(EfficiencySettings)}
+    unknown = sorted(set(section) - set(known))
+    if unknown:
+        raise KeyError(f"{spec.path}: section 'efficiency' has unknown keys {unknown}; expected {sorted(known)}")
+    for key in ("noise_scales", "fusions"):
+        if key in section:
+            section[key] = tuple(section[key])
+    return replace(DEFAULT_SETTINGS.get(spec.name, EfficiencySettings()), **section)
+
+
+# ----------------------------------------------------------------------------- perturbed test data
+
+
+def perturb(dataset: DialogueDataset, modality: str, kind: str, *, scale: float = 0.0, seed: int = 0,
+            split: str = "test") -> DialogueDataset:
+    """A copy of ``dataset`` whose ``modality`` features are replaced in the dialogues of ``split`` only.
+
+    ``kind``: ``"zero"`` (zeros), ``"noise"`` (plus N(0, (scale * std_d)^2) per dimension d, std_d measured on the
+    training split), ``"shuffle"`` (feature vectors permuted across all utterances of the split). Other dialogues
+    and modalities share the original arrays (nothing is copied that is not changed).
+    """
+    if kind not in KINDS:
+        raise ValueError(f"perturb: unknown kind {kind!r}; expected one of {KINDS}")
+    if modality not in dataset.modalities:
+        raise ValueError(f"perturb: dataset {dataset.name!r} has modalities {dataset.modalities}, not {modality!r}")
+    rng = np.random.default_rng(seed)
+    ids = dataset.splits[split]
+    blocks = [dataset.dialogues[d].features[modality] for d in ids]
+    stacked = np.concatenate(blocks)  # (N, D) every utterance of the split
+    if kind == "zero":
+        changed = np.zeros_like(stacked)
+    elif kind == "noise":
+        train = np.concatenate([d.features[modality] for d in dataset.split("train")])  # (N_train, D)
+        std = train.std(axis=0, keepdims=True)  # (1, D)
+        changed = stacked + (scale * std * rng.standard_normal(stacked.shape)).astype(stacked.dtype)
+    else:
+        changed = stacked[rng.permutation(len(stacked))]
+    dialogues = dict(dataset.dialogues)
+    start = 0
+    for dialogue_id, block in zip(ids, blocks):
+        original = dataset.dialogues[dialogue_id]
+        features = {**original.features, modality: changed[start : start + len(block)]}
+        dialogues[dialogue_id] = replace(original, features=features)
+        start += len(block)
+    return replace(dataset, dialogues=dialogues)
+
+
+def evaluate_model(model, config: ExperimentConfig, dataset: DialogueDataset, split: str = "test") -> dict:
+    """Accuracy, weighted F1 and macro F1 of ``model`` (trained with ``config``) on ``split`` of ``dataset``."""
+    from mcef.data import DialogueLoader
+    from mcef.metrics import scores
+    from mcef.train import autocast_for, class_weights, make_objective, run_epoch
+
+    device = next(model.parameters()).device
+    loader = DialogueLoader(dataset, split, batch_size=config.train.batch_size, modalities=model.config.modalities,
+                            device=device)
+    objective = make_objective(config, class_weights(config, dataset), device)
+    result = run_epoch(model, loader, objective, dataset.n_classes, autocast=autocast_for(device, config.train.bf16))
+    figures = scores(result["confusion_matrix"], dataset.label_names)
+    return {"accuracy": figures["accuracy"], "weighted_f1": figures["weighted_f1"], "macro_f1": figures["macro_f1"]}
+
+
+def conditions(modalities: tuple[str, ...], settings: EfficiencySettings) -> list[dict]:
+    """Every test condition: clean, then per modality zeroed, shuffled and each noise scale."""
+    found = [{"modality": "none", "condition": "clean", "kind": None, "scale": 0.0}]
+    for modality in modalities:
+        found.append({"modality": modality, "condition": CONDITION_NAMES["zero"], "kind": "zero", "scale": 0.0})
+        found.append({"modality": modality, "condition": CONDITION_NAMES["shuffle"], "kind": "shuffle", "scale": 0.0})
+        for scale in settings.noise_scales:
+            found.append({"modality": modality, "condition": CONDITION_NAMES["noise"], "kind": "noise", "scale": scale})
+    return found
+
+
+def robustness_table(run_dirs: dict[int, str], dataset: DialogueDataset, settings: EfficiencySettings, *,
+                     device: str = "auto", split: str = "test") -> pd.DataFrame:
+    """Scores of each run (``{seed: run_dir}``) under every condition of :func:`conditions`.
+
+    One row per (seed, modality, condition, scale); random conditions are averaged over ``settings.draws``
+    draws (draw ``k`` of every run uses seed ``k``, so all runs see the same corrupted data).
+    """
+    from mcef.evaluate import load_run
+
+    rows = []
+    for seed, run_dir in run_dirs.items():
+        config, model, _ = load_run(run_dir, device=device)
+        for condition in conditions(model.config.modalities, settings):
+            kind = condition["kind"]
+            draws = 1 if kind in (None, "zero") else settings.draws
+            scores = []
+            for draw in range(draws):
+                data = dataset if kind is None else perturb(dataset, condition["modality"], kind,
+                                                            scale=condition["scale"], seed=draw, split=split)
+                scores.append(evaluate_model(model, config, data, split))
+            rows.append({"seed": seed, **{k: v for k, v in condition.items() if k != "kind"},
+                         **{k: float(np.mean([s[k] for s in scores])) for k in scores[0]}})
+    return pd.DataFrame(rows)
+
+
+def summarise_robustness(table: pd.DataFrame) -> pd.DataFrame:
+    """Mean, sample std and n over seeds of every condition, with the change from the clean score (paired by seed; negative = worse)."""
+    clean = table[table["condition"] == "clean"].set_index("seed")
+    table = table.assign(change_accuracy=table["accuracy"] - table["seed"].map(clean["accuracy"]),
+                         change_weighted_f1=table["weighted_f1"] - table["seed"].map(clean["weighted_f1"]))
+    keys = ["modality", "condition", "scale"]
+    grouped = table.groupby(keys, sort=False)
+    summary = grouped[["accuracy", "weighted_f1", "change_accuracy", "change_weighted_f1"]].agg(["mean", "std"])
+    summary.columns = [f"{metric}_{stat}" for metric, stat in summary.columns]
+    summary["n"] = grouped.size()
+    return summary.reset_index()
+
+
+def lookup(summary: pd.DataFrame, modality: str, condition: str, column: str, scale: float = 0.0) -> float:
+    """One number of :func:`summarise_robustness`'s table (``condition`` as a key of CONDITION_NAMES)."""
+    rows = summary[(summary["modality"] == modality) & (summary["condition"] == CONDITION_NAMES[condition])
+                   & np.isclose(summary["scale"], scale)]
+    if len(rows) != 1:
+        raise KeyError(f"lookup: no single row for {modality!r}, {condition!r}, scale {scale}")
+    return float(rows[column].iloc[0])
+
+
+def noise_figure(summary: pd.DataFrame, metric: str = "weighted_f1") -> go.Figure:
+    """Test ``metric`` against the noise scale, one line per corrupted modality (scale 0 = clean), mean ± std."""
+    clean = summary[summary["condition"] == "clean"]
+    fig = go.Figure()
+    for modality, rows in summary[summary["condition"] == CONDITION_NAMES["noise"]].groupby("modality", sort=False):
+        x = [0.0, *rows["scale"]]
+        y = [float(clean[f"{metric}_mean"].iloc[0]), *rows[f"{metric}_mean"]]
+        error = [float(clean[f"{metric}_std"].fillna(0).iloc[0]), *rows[f"{metric}_std"].fillna(0)]
+        fig.add_trace(go.Scatter(x=x, y=y, mode="lines+markers", name=f"noise on {modality}",
+                                 line_color=MODALITY_COLORS.get(modality),
+                                 error_y=dict(type="data", array=error, visible=True)))
+    fig.update_xaxes(title="noise std / feature std (0 = clean)")
+    return _layout(fig, f"Test {metric.replace('_', ' ')} when one modality gets Gaussian noise",
+                   yaxis_title=f"test {metric.replace('_', ' ')} (mean ± std over seeds)")
+
+
+def missing_figure(summary: pd.DataFrame, trained_without: dict[str, tuple[float, float]] | None = None,
+                   metric: str = "weighted_f1") -> go.Figure:
+    """Grouped bars per modality: zeroed, shuffled and (when given) a model trained without it; clean as a line.
+
+    ``trained_without``: modality -> (mean, std) of the test ``metric`` of the model trained without it.
+    """
+    clean = float(summary.loc[summary["condition"] == "clean", f"{metric}_mean"].iloc[0])
+    fig = go.Figure()
+    for kind, color in (("zero", "#E45756"), ("shuffle", "#F58518")):
+        rows = summary[summary["condition"] == CONDITION_NAMES[kind]]
+        fig.add_trace(go.Bar(x=rows["modality"], y=rows[f"{metric}_mean"], name=CONDITION_NAMES[kind],
+                             marker_color=color, error_y=dict(type="data", array=rows[f"{metric}_std"].fillna(0))))
+    if trained_without:
+        modalities = list(trained_without)
+        fig.add_trace(go.Bar(x=modalities, y=[trained_without[m][0] for m in modalities],
+                             name="trained without it (ch. 5)", marker_color="#72B7B2",
+                             error_y=dict(type="data", array=[0 if math.isnan(trained_without[m][1]) else
+                                                              trained_without[m][1] for m in modalities])))
+    fig.add_hline(y=clean, line_dash="dash", annotation_text="all modalities, clean")
+    fig.update_layout(barmode="group")
+    return _layout(fig, "A missing or shuffled modality at test time", xaxis_title="modality affected",
+                   yaxis_title=f"test {metric.replace('_', ' ')} (mean ± std over seeds)")
+
+
+# ----------------------------------------------------------------------------- efficiency
+
+
+def available_devices() -> list[str]:
+    """The devices timed here: the CPU always, CUDA when present."""
+    return ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+def bench_configs(settings: EfficiencySettings) -> dict[str, ExperimentConfig]:
+    """Fusion variant -> the paper recipe with that fusion, at ``settings.bench_hidden``."""
+    from mcef.ablations import AblationSettings, base_config
+
+    base = base_config(AblationSettings(hidden=settings.bench_hidden))  # the defaults are the paper recipe
+    return {f: with_changes(base, name=f"bench-{f}-h{settings.bench_hidden}", model={"fusion": f})
+            for f in settings.fusions}
+
+
+def efficiency_table(settings: EfficiencySettings, devices: list[str], *, seed: int = 0,
+                     dataset: DialogueDataset | None = None) -> tuple[pd.DataFrame, dict[str, dict]]:
+    """Parameters, training-epoch seconds, evaluation throughput (and peak memory) per configuration and device.
+
+    Returns the table (one row per device and configuration; the equal-fusion configuration also as its
+    reference emulation) and, per device, the full :func:`mcef.bench.bench` result of the equal-fusion
+    configuration timed side by side with the reference emulation. ``dataset`` replaces the IEMOCAP-shaped
+    random data (for tests).
+    """
+    from mcef.bench import bench
+
+    rows, comparisons = [], {}
+    for device in devices:
+        for fusion, config in bench_configs(settings).items():
+            result = bench(config, device=device, epochs=settings.bench_epochs,
+                           warmup=settings.bench_warmup, baseline="reference" if fusion == "equal" else None,
+                           seed=seed, memory=settings.bench_memory, dataset=dataset)
+            if fusion == "equal":
+                comparisons[device] = result
+            for key, label in (("ours", fusion), ("baseline", f"{fusion}, reference emulation")):
+                if key not in result:
+                    continue
+                r = result[key]
+                rows.append({"device": result["device"], "configuration": label, "hidden": r["hidden"],
+                             "parameters": r["parameters"], "train_epoch_s": r["train_epoch_s"],
+                             "eval_utterances_per_s": r["eval_utterances_per_s"],
+                             "peak_memory_mb": r["peak_memory_mb"]})
+    return pd.DataFrame(rows), comparisons
+
+
+def efficiency_figure(table: pd.DataFrame) -> go.Figure:
+    """Bars of the training-epoch time per configuration, one group per device (log scale: devices differ)."""
+    fig = go.Figure()
+    for device, rows in table.groupby("device", sort=False):
+        fig.add_trace(go.Bar(x=rows["configuration"], y=rows["train_epoch_s"], name=device,
+                             customdata=rows["eval_utterances_per_s"],
+                             hovertemplate="%{x}: %{y:.3f} s per epoch, %{customdata:.0f} utt/s evaluation"))
+    fig.update_layout(barmode="group")
+    fig.update_yaxes(type="log")
+    return _layout(fig, "Seconds per training epoch (IEMOCAP-shaped data)", xaxis_title="configuration",
+                   yaxis_title="seconds per epoch (log scale)")

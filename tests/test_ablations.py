@@ -1,0 +1,116 @@
+"""The ablation grid: the right variants with the right switches, shared runs trained once, honest aggregation."""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import replace
+
+import pytest
+
+from mcef import ablations
+from mcef.ablations import AblationSettings
+from mcef.config import with_changes
+from mcef.data.dataset import MODALITIES
+
+TINY = AblationSettings(hidden=8, dropout=0.0, epochs=1, lr=1e-3, batch_size=4, early_stopping=0)
+
+
+@pytest.fixture(scope="module")
+def variants():
+    return ablations.grid(ablations.base_config(TINY, device="cpu"), TINY)
+
+
+def family(variants, name):
+    return [v for v in variants if v.family == name]
+
+
+def test_grid_has_7_modality_5_loss_and_4_fusion_variants(variants):
+    assert [v.label for v in family(variants, "modalities")] == ["T", "A", "V", "TA", "TV", "AV", "TAV"]
+    assert len(family(variants, "loss")) == 5
+    assert [v.label for v in family(variants, "fusion")] == ["equal", "sdt", "concat", "late"]
+
+
+def test_modality_variants_are_true_subset_models_with_everything_else_equal(variants):
+    for v in family(variants, "modalities"):
+        expected = tuple(m for m in MODALITIES if ablations.LETTERS[m] in v.label)
+        assert v.config.data.modalities == expected
+        assert v.config.model.fusion == "equal" and v.config.loss == ablations.base_config(TINY).loss
+
+
+def test_loss_variants_add_terms_in_order(variants):
+    loss = {v.label: v.config.loss for v in family(variants, "loss")}
+    only = loss["fused CE only"]
+    assert only.fused_ce > 0 and only.modality_ce == only.soft_hgr == only.kl == 0
+    assert loss["+ modality CE"].modality_ce > 0 and loss["+ modality CE"].soft_hgr == 0
+    correct, reference = loss["+ Soft-HGR (correct)"], loss["+ Soft-HGR (reference)"]
+    assert correct.soft_hgr == reference.soft_hgr > 0
+    assert (correct.hgr_mode, reference.hgr_mode) == ("correct", "reference")
+    assert loss["+ SDT KL"].kl == TINY.kl > 0 and loss["+ SDT KL"].hgr_mode == "correct"
+    assert all(v.config.model.fusion == "equal" and v.config.data.modalities == MODALITIES
+               for v in family(variants, "loss"))
+
+
+def test_fusion_variants_switch_only_the_fusion(variants):
+    for v in family(variants, "fusion"):
+        assert v.config.model.fusion == v.label
+        assert v.config == with_changes(ablations.common_variant(variants).config, name=v.name,
+                                        model={"fusion": v.label})
+
+
+def test_the_full_model_is_one_run_shared_by_all_three_families(variants):
+    common = ablations.common_variant(variants)
+    assert common.name == "TAV-ce0.3+mce0.1+hgr0.4-equal"
+    assert {v.family for v in variants if v.name == common.name} == set(ablations.FAMILIES)
+    configs = ablations.distinct_configs(variants)
+    assert len(configs) == 7 + 5 + 4 - 2  # the shared run counted once in each of the other two families
+    assert len({c.name for c in configs}) == len(configs)
+
+
+def test_run_names_tell_configs_apart_and_conflicts_are_caught(variants):
+    names = {v.name: v.config for v in variants}
+    assert len(names) == 14
+    clash = replace(variants[0], config=with_changes(variants[0].config, train={"lr": 0.5}))
+    with pytest.raises(ValueError, match="share the run name"):
+        ablations.distinct_configs([variants[0], clash])
+
+
+def test_grid_root_changes_with_sizes_and_data_but_not_with_device(tiny_dataset, small_dataset):
+    base = ablations.base_config(TINY, device="cpu")
+    root = ablations.grid_root("r", base, tiny_dataset)
+    assert root == ablations.grid_root("r", ablations.base_config(TINY, device="cuda"), tiny_dataset)
+    assert root != ablations.grid_root("r", ablations.base_config(replace(TINY, hidden=16)), tiny_dataset)
+    assert root != ablations.grid_root("r", base, small_dataset)
+
+
+def test_smoke_settings_are_small():
+    settings = ablations.ablation_settings("smoke")
+    assert settings.hidden <= 64 and settings.epochs <= 10
+    assert ablations.ablation_settings("full") == AblationSettings()  # the paper recipe
+
+
+def test_sweep_trains_shared_runs_once_and_aggregates(variants, tiny_dataset, tmp_path):
+    chosen = [v for v in variants if v.label in ("T", "TAV", "fused CE only", "+ Soft-HGR (correct)", "equal")]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        runs = ablations.run_variants(chosen, [0], tmp_path, tiny_dataset)
+    assert sorted(r["config"] for r in runs) == sorted({v.name for v in chosen})  # TAV, + Soft-HGR, equal: one run
+    assert len(list(tmp_path.glob("*/seed0/summary.json"))) == 3
+    stamp = {p: p.stat().st_mtime_ns for p in tmp_path.glob("*/seed0/summary.json")}
+    again = ablations.run_variants(chosen, [0], tmp_path, tiny_dataset)  # finished runs are read back
+    assert {p: p.stat().st_mtime_ns for p in tmp_path.glob("*/seed0/summary.json")} == stamp
+    assert again == runs
+
+    frame = ablations.results(chosen, runs)
+    assert list(frame["variant"]) == [v.label for v in chosen]
+    common = frame[frame["common"]]
+    assert len(common) == 3 and (common["delta_wf1_mean"] == 0).all()
+    assert (frame["n"] == 1).all() and frame["test_weighted_f1_std"].isna().all()  # one seed: no spread
+    text_only = frame[frame["variant"] == "T"].iloc[0]
+    run = next(r for r in runs if r["config"] == text_only["run"])
+    assert text_only["test_weighted_f1_mean"] == run["test_weighted_f1"]
+    assert text_only["parameters"] < common["parameters"].iloc[0]
+
+    shown = ablations.format_results(frame)
+    assert "TAV *" in shown.index.get_level_values("variant")
+    figure = ablations.ablation_figure(frame)
+    assert sum(len(trace.x) for trace in figure.data) == len(chosen)

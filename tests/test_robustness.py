@@ -1,0 +1,113 @@
+"""Missing and corrupted modalities at test time, and the efficiency table."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+from mcef import robustness
+from mcef.ablations import AblationSettings, base_config
+from mcef.config import with_changes
+from mcef.data import SyntheticConfig, make_synthetic
+from mcef.evaluate import load_run
+from mcef.robustness import EfficiencySettings
+
+
+def features(dataset, split, modality):
+    return np.concatenate([d.features[modality] for d in dataset.split(split)])
+
+
+def test_zero_changes_only_the_test_features_of_one_modality(tiny_dataset):
+    zeroed = robustness.perturb(tiny_dataset, "audio", "zero")
+    assert not features(zeroed, "test", "audio").any()
+    np.testing.assert_array_equal(features(zeroed, "train", "audio"), features(tiny_dataset, "train", "audio"))
+    test_id = tiny_dataset.splits["test"][0]
+    assert zeroed.dialogues[test_id].features["text"] is tiny_dataset.dialogues[test_id].features["text"]
+    assert features(tiny_dataset, "test", "audio").any()  # the original is untouched
+
+
+def test_shuffle_permutes_utterances_and_noise_scales_with_the_training_std(tiny_dataset):
+    original = features(tiny_dataset, "test", "text")
+    shuffled = features(robustness.perturb(tiny_dataset, "text", "shuffle", seed=3), "test", "text")
+    assert not np.array_equal(shuffled, original)
+    np.testing.assert_array_equal(np.sort(shuffled, axis=0), np.sort(original, axis=0))
+    np.testing.assert_array_equal(features(robustness.perturb(tiny_dataset, "text", "noise", scale=0.0), "test", "text"),
+                                  original)
+    noise = features(robustness.perturb(tiny_dataset, "text", "noise", scale=2.0), "test", "text") - original
+    train_std = features(tiny_dataset, "train", "text").std(axis=0)
+    assert np.allclose((noise / train_std).std(), 2.0, rtol=0.15)
+
+
+def test_perturb_rejects_unknown_kinds_and_modalities(tiny_dataset):
+    with pytest.raises(ValueError, match="unknown kind"):
+        robustness.perturb(tiny_dataset, "text", "blur")
+    with pytest.raises(ValueError, match="not 'smell'"):
+        robustness.perturb(tiny_dataset, "smell", "zero")
+
+
+@pytest.fixture(scope="module")
+def text_only_run(tmp_path_factory):
+    """A small model trained on data where only text carries the emotion (audio and visual are pure nuisance)."""
+    from mcef.train import fit
+
+    dataset = make_synthetic(SyntheticConfig(seed=1, n_train=30, n_test=10, dims=(16, 16, 16),
+                                             informativeness=(3.0, 0.0, 0.0), prototype_scale=3.0, noise_scale=0.5,
+                                             length_log_mean=2.8, min_length=4, max_length=30))
+    settings = AblationSettings(hidden=16, dropout=0.1, epochs=10, lr=3e-3, batch_size=4, early_stopping=0)
+    run_dir = tmp_path_factory.mktemp("robust") / "run"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit(with_changes(base_config(settings, device="cpu"), name="robust"), dataset=dataset, run_dir=run_dir,
+            progress=False)
+    return dataset, run_dir
+
+
+def test_a_useless_modality_can_go_while_corrupting_the_informative_one_hurts(text_only_run):
+    dataset, run_dir = text_only_run
+    config, model, _ = load_run(run_dir, device="cpu")
+    clean = robustness.evaluate_model(model, config, dataset)["accuracy"]
+    assert clean > 0.6  # the model did learn from text
+    without_visual = robustness.evaluate_model(model, config, robustness.perturb(dataset, "visual", "zero"))["accuracy"]
+    noisy_text = robustness.evaluate_model(model, config, robustness.perturb(dataset, "text", "noise", scale=4.0))
+    shuffled_text = robustness.evaluate_model(model, config, robustness.perturb(dataset, "text", "shuffle"))
+    assert abs(without_visual - clean) < 0.06
+    assert clean - noisy_text["accuracy"] > 0.3
+    assert clean - shuffled_text["accuracy"] > 0.3
+
+
+def test_robustness_table_covers_every_condition_and_summarises_over_seeds(text_only_run):
+    dataset, run_dir = text_only_run
+    settings = EfficiencySettings(noise_scales=(1.0, 4.0), draws=2)
+    table = robustness.robustness_table({0: run_dir, 1: run_dir}, dataset, settings, device="cpu")
+    assert len(table) == 2 * (1 + 3 * (2 + 2))  # per seed: clean + per modality zero, shuffle, two noise scales
+    summary = robustness.summarise_robustness(table)
+    assert (summary["n"] == 2).all()
+    assert robustness.lookup(summary, "none", "clean", "change_weighted_f1_mean") == 0
+    assert robustness.lookup(summary, "text", "zero", "weighted_f1_std") == 0  # the same run twice
+    text_noise = robustness.lookup(summary, "text", "noise", "change_accuracy_mean", 4.0)
+    assert text_noise < robustness.lookup(summary, "visual", "noise", "change_accuracy_mean", 4.0)
+    assert robustness.noise_figure(summary).data and robustness.missing_figure(summary, {"text": (0.5, 0.1)}).data
+
+
+def test_efficiency_table_has_a_row_per_configuration_and_the_reference_comparison(tiny_dataset):
+    settings = EfficiencySettings(bench_hidden=8, bench_epochs=1, bench_warmup=0, bench_memory=False)
+    table, comparisons = robustness.efficiency_table(settings, ["cpu"], dataset=tiny_dataset)
+    assert list(table["configuration"]) == ["equal", "equal, reference emulation", "sdt", "concat", "late"]
+    assert (table["device"] == "cpu").all() and (table["hidden"] == 8).all()
+    assert (table["train_epoch_s"] > 0).all() and (table["eval_utterances_per_s"] > 0).all()
+    params = dict(zip(table["configuration"], table["parameters"]))
+    assert params["equal"] == params["equal, reference emulation"] == params["sdt"]
+    result = comparisons["cpu"]
+    assert result["ours"]["packed"] and not result["baseline"]["packed"]
+    assert result["baseline"]["hgr_mode"] == "reference"
+    assert result["speedup"] == pytest.approx(result["baseline"]["train_epoch_s"] / result["ours"]["train_epoch_s"])
+    assert robustness.efficiency_figure(table).data
+
+
+def test_profile_settings():
+    smoke = robustness.efficiency_settings("smoke")
+    assert smoke.bench_hidden < 512 and not smoke.bench_memory
+    assert robustness.efficiency_settings("full").bench_hidden == 512
+    assert robustness.available_devices()[0] == "cpu"
