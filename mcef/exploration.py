@@ -181,3 +181,29 @@ def linear_probes(
             )
         )
     return ProbeResults(pd.DataFrame(rows), pd.DataFrame(curves), majority)
+
+
+def _join(parts: list[str]) -> str:
+    """"a", "a and b", "a, b and c"."""
+    return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+
+
+def describe_features(statistics: pd.DataFrame) -> str:
+    """A sentence on the modalities' sizes and label-explained variance, for whichever modalities are present."""
+    sizes = _join([f"{int(r.dim)} {r.modality}" for r in statistics.itertuples()])
+    shares = _join([f"{float(r.label_variance_share):.1%} of the variance of a {r.modality} dimension"
+                    for r in statistics.itertuples()])
+    projection = ("each gets its own projection" if len(statistics) > 1 else "it gets a projection")
+    return (f"The features have {sizes} dimensions, and {projection} to the model's hidden size. "
+            f"The emotion labels explain, on average over dimensions, {shares}.")
+
+
+def describe_probes(table: pd.DataFrame, majority_accuracy: float) -> str:
+    """A sentence on the probes' test weighted F1 (``table`` indexed by modality, ``"all"`` = concatenated)."""
+    singles = table.drop(index="all", errors="ignore")["test_weighted_f1"]
+    parts = [f"{m} {v:.3f}" for m, v in singles.items()]
+    if "all" in table.index and len(singles) > 1:
+        parts.append(f"all {len(singles)} concatenated {table.loc['all', 'test_weighted_f1']:.3f}")
+    best = f"Alone, the *{singles.idxmax()}* features separate the emotions best. " if len(singles) > 1 else ""
+    return (f"{best}Test weighted F1 of the probes: {_join(parts)}, against a majority-class accuracy of "
+            f"{majority_accuracy:.3f}.")
