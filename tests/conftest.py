@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
 
 from mcef.data import DialogueDataset, SyntheticConfig, make_synthetic
 
@@ -50,3 +51,11 @@ def real_data() -> Path:
     if found is None:
         pytest.skip("real transcript pickles not found: set MCEF_DATA or put ../shared/data beside the repository")
     return found
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Test tensors are small: intra-op threads only add overhead (and stall badly on a shared, loaded CPU)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -20,15 +20,6 @@ from mcef.losses import (
 from mcef.model import MCEFOutput
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small tensors: intra-op threads only add overhead (and stall badly on a shared, loaded CPU)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def padded(lengths, width, n_features=3, seed=0, dtype=torch.float32):
     """``n_features`` random (B, T, width) tensors, zero at padding, and the (B, T) mask."""
     generator = torch.Generator().manual_seed(seed)

@@ -17,15 +17,6 @@ SMALL_DIMS = {"text": 20, "audio": 30, "visual": 10}
 IEMOCAP_DIMS = {"text": 1024, "audio": 1582, "visual": 342}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small tensors: intra-op threads only add overhead (and stall badly on a shared, loaded CPU)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def make_batch(lengths, dims=SMALL_DIMS, n_speakers=2, n_classes=6, seed=0):
     """A padded batch of random dialogues of the given lengths (padding as the data layer pads)."""
     generator = torch.Generator().manual_seed(seed)

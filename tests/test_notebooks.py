@@ -46,7 +46,7 @@ def test_chapter_runs_at_smoke_and_glues_every_cited_number(chapter):
 
     glued = {o.metadata["scrapbook"]["name"] for o in outputs if "scrapbook" in o.get("metadata", {})}
     prose = "\n".join(c.source for c in executed.cells if c.cell_type == "markdown")
-    cited = set(re.findall(r"\{glue:text\}`([A-Za-z0-9_]+)", prose))
+    cited = set(re.findall(r"\{glue(?::\w+)?\}`([A-Za-z0-9_]+)", prose))
     assert cited, "a chapter cites computed numbers"
     assert cited <= glued, f"numbers cited in the prose but never computed: {sorted(cited - glued)}"
     assert re.search(r"\d\.\d{2,}", prose) is None, "a hand-typed decimal in the prose: glue it instead"
