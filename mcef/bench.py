@@ -90,12 +90,14 @@ class _Variant:
 
         seed_everything(config.train.seed)
         self.config, self.dataset, self.device = config, dataset, device
-        self.model = MCEF(model_config(config, dataset)).to(device)
+        mcfg = model_config(config, dataset)
+        self.model = MCEF(mcfg).to(device)
         self.objective = make_objective(config, class_weights(config, dataset), device)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.train.lr,
                                           weight_decay=config.train.weight_decay)
         self.loader = DialogueLoader(dataset, "train", batch_size=config.train.batch_size, shuffle=True,
-                                     bucket=config.train.bucket, device=device, seed=config.train.seed)
+                                     bucket=config.train.bucket, modalities=tuple(mcfg.modalities), device=device,
+                                     seed=config.train.seed)
         self.autocast = autocast_for(device, config.train.bf16)
         self.train_seconds: list[float] = []
         self.eval_seconds: list[float] = []

@@ -16,6 +16,14 @@ def _add_config_args(parser: argparse.ArgumentParser, *, many: bool = False) -> 
                         help="override a config field, e.g. --set train.lr=1e-4 (repeatable)")
 
 
+def _add_finished_run_args(parser: argparse.ArgumentParser) -> None:
+    """The options shared by the commands that use a finished run (evaluate, predict)."""
+    parser.add_argument("run_dir", help="run directory written by `mcef train`")
+    parser.add_argument("--data", metavar="PATH", help="feature file or directory (default: the run's own data)")
+    parser.add_argument("--device", default="auto", help="auto | cpu | cuda | mps")
+    parser.add_argument("--checkpoint", default="best.pt", help="best.pt (default) or last.pt")
+
+
 def _data_override(args) -> list[str]:
     return [f"data.path={args.data}"] if getattr(args, "data", None) else []
 
@@ -96,21 +104,15 @@ def add_commands(sub) -> None:
     p = sub.add_parser("evaluate", help="evaluate a finished run on a split",
                        description="Print loss terms, accuracy, weighted/macro-F1, per-class F1 and the confusion "
                                    "matrix of a run's best.pt on a split of a dataset, as JSON.")
-    p.add_argument("run_dir", help="run directory written by `mcef train`")
-    p.add_argument("--data", metavar="PATH", help="feature file or directory (default: the run's own data)")
+    _add_finished_run_args(p)
     p.add_argument("--split", default="test", help="train | valid | test (default: test)")
-    p.add_argument("--device", default="auto", help="auto | cpu | cuda | mps")
-    p.add_argument("--checkpoint", default="best.pt", help="best.pt (default) or last.pt")
     p.set_defaults(func=_evaluate)
 
     p = sub.add_parser("predict", help="predict every utterance of a feature file",
                        description="Write one row per utterance (dialogue id, utterance index, speaker, split, "
                                    "true label, predicted label, probability per class) as CSV or JSON.")
-    p.add_argument("run_dir", help="run directory written by `mcef train`")
-    p.add_argument("--data", metavar="PATH", help="feature file or directory (default: the run's own data)")
+    _add_finished_run_args(p)
     p.add_argument("--out", required=True, help="output file, .csv or .json")
-    p.add_argument("--device", default="auto", help="auto | cpu | cuda | mps")
-    p.add_argument("--checkpoint", default="best.pt", help="best.pt (default) or last.pt")
     p.set_defaults(func=_predict)
 
     p = sub.add_parser("sweep", help="train a grid of configs x seeds and aggregate",

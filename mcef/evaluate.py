@@ -111,11 +111,11 @@ def predict(run_dir: str | Path, data: DialogueDataset | str | Path, out_path: s
         for batch in loader:
             with torch.no_grad(), autocast_for(device, config.train.bf16):
                 logits = model(batch).fused_logits
-            probabilities = torch.softmax(logits.float(), dim=-1).cpu()  # (B, T, C)
+            probabilities = torch.softmax(logits.float(), dim=-1).tolist()  # (B, T, C): one transfer per batch
             for row, dialogue_id in enumerate(batch.dialogue_ids):
                 dialogue = dataset.dialogues[dialogue_id]
                 for t in range(len(dialogue)):
-                    p = probabilities[row, t].tolist()
+                    p = probabilities[row][t]
                     label = int(dialogue.labels[t])
                     rows.append({
                         "dialogue_id": dialogue_id,

@@ -10,6 +10,13 @@ from pathlib import Path
 from typing import Any, Iterator
 
 
+def current_umask() -> int:
+    """The process umask (what a plain open() or mkdir() removes from 0o666 / 0o777)."""
+    mask = os.umask(0)  # the only portable way to read the umask is to set it
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds."""
@@ -19,7 +26,11 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     os.close(fd)
     tmp_path = Path(tmp)
     try:
+        # mkstemp creates the file private (0600); give the result the permissions a plain open() would.
+        os.chmod(tmp_path, 0o666 & ~current_umask())
         yield tmp_path
+        with open(tmp_path, "rb") as written:
+            os.fsync(written.fileno())  # the data is on disk before the rename makes it visible
         os.replace(tmp_path, path)
     except BaseException:
         tmp_path.unlink(missing_ok=True)

@@ -44,33 +44,50 @@ ORACLE_NOTE = ("best test figure over all epochs, each metric at its own best ep
 
 def load_data(config: ExperimentConfig) -> tuple[DialogueDataset, str]:
     """The dataset of ``config.data`` and a one-line description of where it came from."""
-    from mcef.data import SyntheticConfig, load_dataset, make_synthetic
+    from mcef.data import make_synthetic
 
     data = config.data
     if data.path is None:
-        try:
-            from mcef.data.discovery import discover_data
-        except ImportError:
-            discover_data = None
-        if discover_data is not None:
-            dataset, choice = discover_data(None)
-            return dataset, choice.description
-    if data.path is None or data.path == "synthetic":
-        try:
-            synthetic = SyntheticConfig(**data.synthetic)
-        except TypeError as err:
-            raise ConfigError(f"data.synthetic: {err}; expected fields of mcef.data.SyntheticConfig") from None
+        # Discovery picks the data; the synthetic fallback still honours data.synthetic and real features
+        # data.text_layer / valid_fraction / split_seed.
+        from mcef.data.discovery import find_data
+
+        choice = find_data(None)
+        if choice.kind == "synthetic":
+            return make_synthetic(_synthetic_config(data)), choice.description
+        if choice.kind == "features":
+            dataset = _load_features(data, choice.path)
+            if dataset.modalities:
+                return dataset, choice.description
+    elif data.path == "synthetic":
+        synthetic = _synthetic_config(data)
         dataset = make_synthetic(synthetic)
         return dataset, dataset.source or f"synthetic ({synthetic})"
-    dataset = load_dataset(data.path, text_layer=data.text_layer, valid_fraction=data.valid_fraction,
-                           split_seed=data.split_seed)
-    if not dataset.modalities:
-        # Transcripts without feature arrays: discovery encodes their text (and caches the features).
-        from mcef.data.discovery import discover_data
+    else:
+        dataset = _load_features(data, data.path)
+        if dataset.modalities:
+            return dataset, dataset.source or str(data.path)
+    # Transcripts without feature arrays: discovery encodes their text (and caches the features).
+    from mcef.data.discovery import discover_data
 
-        dataset, choice = discover_data(data.path)
-        return dataset, choice.description
-    return dataset, dataset.source or str(data.path)
+    dataset, choice = discover_data(data.path)
+    return dataset, choice.description
+
+
+def _synthetic_config(data):
+    from mcef.data import SyntheticConfig
+
+    try:
+        return SyntheticConfig(**data.synthetic)
+    except TypeError as err:
+        raise ConfigError(f"data.synthetic: {err}; expected fields of mcef.data.SyntheticConfig") from None
+
+
+def _load_features(data, path) -> DialogueDataset:
+    from mcef.data import load_dataset
+
+    return load_dataset(path, text_layer=data.text_layer, valid_fraction=data.valid_fraction,
+                        split_seed=data.split_seed)
 
 
 def select_modalities(config: ExperimentConfig, dataset: DialogueDataset) -> tuple[str, ...]:
@@ -350,8 +367,7 @@ def fit(config: ExperimentConfig, *, dataset: DialogueDataset | None = None, run
         stopped_early = tc.early_stopping > 0 and best_epoch > 0 and epoch - best_epoch >= tc.early_stopping
         for epoch in epochs if not stopped_early else ():
             tick = time.perf_counter()
-            if hasattr(loaders["train"], "set_epoch"):
-                loaders["train"].set_epoch(epoch)
+            loaders["train"].set_epoch(epoch)
             lr = optimizer.param_groups[0]["lr"]
             train = run_epoch(model, loaders["train"], objective, dataset.n_classes, optimizer=optimizer,
                               autocast=autocast)

@@ -102,3 +102,15 @@ def test_config_is_frozen_and_checked():
         SyntheticConfig(class_priors=(0.5, 0.6))
     with pytest.raises(ValueError, match="one value per modality"):
         SyntheticConfig(dims=(4, 4))
+
+
+def test_saved_dataset_directory_has_plain_permissions(tmp_path):
+    """save_dataset's directory (built under mkdtemp) is as readable as one made by a plain mkdir."""
+    import os
+    import stat
+
+    (tmp_path / "plain").mkdir()
+    saved = save_dataset(make_synthetic(SyntheticConfig(n_train=4, n_test=2, dims=(3, 4, 5), valid_fraction=0.25)),
+                         tmp_path / "saved")
+    mode = stat.S_IMODE(os.stat(saved).st_mode)
+    assert mode == stat.S_IMODE(os.stat(tmp_path / "plain").st_mode)

@@ -221,3 +221,14 @@ def test_missing_validation_split_is_a_clear_error(tiny, tmp_path):
     no_valid = dataclasses.replace(tiny, splits={**tiny.splits, "valid": []})
     with pytest.raises(ConfigError, match="no valid dialogues"):
         fit(tiny_config(1), dataset=no_valid, run_dir=tmp_path / "x")
+
+
+def test_discovered_synthetic_fallback_honours_data_synthetic(tmp_path, monkeypatch):
+    """With no data found, data.path=None falls back to the synthetic data built from data.synthetic's knobs."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MCEF_DATA", str(tmp_path / "nothing"))
+    config = load_config(None, ["data.synthetic={n_train: 8, n_test: 3, dims: [4, 5, 6], valid_fraction: 0.25}"])
+    dataset, description = mcef.train.load_data(config)
+    assert dataset.dims == {"text": 4, "audio": 5, "visual": 6}
+    assert len(dataset.dialogues) == 11
+    assert "synthetic" in description

@@ -26,6 +26,24 @@ class Dialogue:
         return int(self.labels.shape[0])
 
 
+def dialogues_from_rows(
+    ids, offsets, lengths, features: dict[str, np.ndarray], speakers: np.ndarray, labels: np.ndarray,
+    sentences: list | None = None,
+) -> dict[str, Dialogue]:
+    """Dialogues ``ids`` as views of utterance-concatenated arrays: dialogue i owns rows offset_i .. offset_i + length_i."""
+    dialogues = {}
+    for i, (did, offset, length) in enumerate(zip(ids, offsets, lengths)):
+        rows = slice(offset, offset + length)
+        dialogues[did] = Dialogue(
+            id=did,
+            features={m: x[rows] for m, x in features.items()},
+            speakers=speakers[rows],
+            labels=labels[rows],
+            sentences=sentences[i] if sentences is not None else None,
+        )
+    return dialogues
+
+
 @dataclass
 class DialogueDataset:
     """Dialogues with their label names, speaker names and train/valid/test dialogue ids."""

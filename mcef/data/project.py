@@ -20,9 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
-from mcef.data.dataset import MODALITIES, Dialogue, DialogueDataset
+from mcef.data.dataset import MODALITIES, DialogueDataset, dialogues_from_rows
 from mcef.data.errors import DataError
 from mcef.data.validation import validate_dataset
+from mcef.io import current_umask
 
 FORMAT_NAME = "mcef-dataset"
 FORMAT_VERSION = 1
@@ -41,6 +42,7 @@ def save_dataset(dataset: DialogueDataset, path: str | os.PathLike) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     try:
+        os.chmod(tmp, 0o777 & ~current_umask())  # mkdtemp makes it private; the dataset gets a plain mkdir's mode
         _write(dataset, tmp)
         if path.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".old", dir=path.parent))
@@ -132,19 +134,16 @@ def load_project(path: str | os.PathLike, *, mmap: bool = False) -> DialogueData
     if sentences is not None and len(sentences) != len(index["dialogues"]):
         raise DataError(f"{sentences_file}: {len(sentences)} entries; expected one per dialogue ({len(index['dialogues'])})")
 
-    dialogues = {}
-    for i, entry in enumerate(index["dialogues"]):
-        did, offset, length = str(entry["id"]), int(entry["offset"]), int(entry["length"])
+    for entry in index["dialogues"]:
+        if not isinstance(entry, dict) or not {"id", "offset", "length"} <= entry.keys():
+            raise DataError(f"{index_path}: key 'dialogues' has entry {entry!r}; expected keys 'id', 'offset', 'length'")
+    ids = [str(entry["id"]) for entry in index["dialogues"]]
+    offsets = [int(entry["offset"]) for entry in index["dialogues"]]
+    lengths = [int(entry["length"]) for entry in index["dialogues"]]
+    for did, offset, length in zip(ids, offsets, lengths):
         if offset < 0 or offset + length > n_total:
             raise DataError(f"{index_path}: dialogue {did!r} spans utterances {offset}..{offset + length}; expected within 0..{n_total}")
-        rows = slice(offset, offset + length)
-        dialogues[did] = Dialogue(
-            id=did,
-            features={m: x[rows] for m, x in features.items()},
-            speakers=speakers[rows],
-            labels=labels[rows],
-            sentences=sentences[i] if sentences is not None else None,
-        )
+    dialogues = dialogues_from_rows(ids, offsets, lengths, features, speakers, labels, sentences)
     dataset = DialogueDataset(
         name=index["name"],
         dialogues=dialogues,

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.signal import lfilter
 
-from mcef.data.dataset import IEMOCAP_LABELS, MODALITIES, Dialogue, DialogueDataset
+from mcef.data.dataset import IEMOCAP_LABELS, MODALITIES, DialogueDataset, dialogues_from_rows
 from mcef.data.errors import DataError
 from mcef.data.validation import make_valid_split
 
@@ -98,15 +98,7 @@ def make_synthetic(config: SyntheticConfig = SyntheticConfig()) -> DialogueDatas
         features[m] = view
 
     ids = [f"train_{i:03d}" for i in range(config.n_train)] + [f"test_{i:03d}" for i in range(config.n_test)]
-    dialogues = {}
-    for did, start, length in zip(ids, starts, lengths):
-        rows = slice(start, start + length)
-        dialogues[did] = Dialogue(
-            id=did,
-            features={m: x[rows] for m, x in features.items()},
-            speakers=speakers[rows],
-            labels=labels[rows],
-        )
+    dialogues = dialogues_from_rows(ids, starts, lengths, features, speakers, labels)
     train, valid = make_valid_split(ids[: config.n_train], config.valid_fraction, config.seed)
     label_names = IEMOCAP_LABELS if n_classes == len(IEMOCAP_LABELS) else tuple(f"class{c}" for c in range(n_classes))
     return DialogueDataset(
