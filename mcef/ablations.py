@@ -19,8 +19,9 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import statistics
 import warnings
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -30,7 +31,8 @@ from plotly.subplots import make_subplots
 from mcef.config import ExperimentConfig, config_to_dict, load_config, with_changes
 from mcef.data.dataset import MODALITIES, DialogueDataset
 from mcef.experiments import aggregate, collect, mean_std, sweep
-from mcef.plots import _layout
+from mcef.plots import book_layout
+from mcef.profiles import section_settings
 
 PAPER_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "paper.yaml"
 LETTERS = {"text": "T", "audio": "A", "visual": "V"}
@@ -63,16 +65,7 @@ DEFAULT_SETTINGS = {
 
 def ablation_settings(profile: str) -> AblationSettings:
     """The :class:`AblationSettings` of ``profile``: its ``ablations`` section over the defaults."""
-    from mcef.profiles import load_profile
-
-    spec = load_profile(profile)
-    base = DEFAULT_SETTINGS.get(spec.name, AblationSettings())
-    section = dict(spec.sections.get("ablations", {}))
-    unknown = sorted(set(section) - set(AblationSettings.__dataclass_fields__))
-    if unknown:
-        raise KeyError(f"{spec.path}: section 'ablations' has unknown keys {unknown}; "
-                       f"expected {sorted(AblationSettings.__dataclass_fields__)}")
-    return replace(base, **section)
+    return section_settings(profile, "ablations", DEFAULT_SETTINGS, AblationSettings())
 
 
 def base_config(settings: AblationSettings, *, device: str = "auto") -> ExperimentConfig:
@@ -166,6 +159,12 @@ def common_variant(variants: list[Variant]) -> Variant:
     return next(v for v in variants if v.name in shared)
 
 
+def leave_one_out(variants: list[Variant]) -> dict[str, Variant]:
+    """Modality -> the "modalities" variant with every modality but that one (e.g. "audio" -> "TV")."""
+    labels = {v.label: v for v in variants if v.family == "modalities"}
+    return {m: labels["".join(LETTERS[o] for o in MODALITIES if o != m)] for m in MODALITIES}
+
+
 def distinct_configs(variants: list[Variant]) -> list[ExperimentConfig]:
     """One config per distinct run name (the shared runs once), in grid order."""
     configs: dict[str, ExperimentConfig] = {}
@@ -232,9 +231,8 @@ def results(variants: list[Variant], runs: list[dict], metrics=METRICS) -> pd.Da
             row["n"] = cell["n"] if cell else 0
         deltas = [by_seed[(variant.name, s)] - by_seed[(common, s)] for (name, s) in by_seed
                   if name == variant.name and (common, s) in by_seed]
-        row["delta_wf1_mean"] = sum(deltas) / len(deltas) if deltas else math.nan
-        row["delta_wf1_std"] = (math.sqrt(sum((d - row["delta_wf1_mean"]) ** 2 for d in deltas) / (len(deltas) - 1))
-                                if len(deltas) > 1 else math.nan)
+        row["delta_wf1_mean"] = statistics.fmean(deltas) if deltas else math.nan
+        row["delta_wf1_std"] = statistics.stdev(deltas) if len(deltas) > 1 else math.nan
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -297,5 +295,5 @@ def ablation_figure(frame: pd.DataFrame, metric: str = "test_weighted_f1") -> go
                           row=row, col=1)
         fig.update_yaxes(autorange="reversed", row=row, col=1)
     fig.update_xaxes(title_text=metric.replace("_", " ") + " (mean ± std over seeds)", row=len(families), col=1)
-    return _layout(fig, "Ablations: " + metric.replace("_", " ") + " per variant", height=180 + 34 * sum(sizes),
-                   legend=dict(orientation="h", y=-0.12))
+    return book_layout(fig, "Ablations: " + metric.replace("_", " ") + " per variant", height=180 + 34 * sum(sizes),
+                       legend=dict(orientation="h", y=-0.12))

@@ -29,7 +29,8 @@ from plotly.subplots import make_subplots
 from mcef.data.batch import Batch
 from mcef.data.dataset import MODALITIES, DialogueDataset
 from mcef.model import MCEF, MCEFConfig, MCEFOutput, count_parameters
-from mcef.plots import MODALITY_COLORS, _layout
+from mcef.plots import MODALITY_COLORS, book_layout
+from mcef.profiles import section_settings
 
 # Top-level module of MCEF -> (stage number, stage name), in the order of the forward pass.
 STAGES = {
@@ -337,11 +338,7 @@ DEFAULT_SETTINGS = {
 
 def chapter_settings(profile: str) -> ChapterSettings:
     """The :class:`ChapterSettings` of ``profile``: its ``architecture`` section over the defaults."""
-    from mcef.profiles import load_profile
-
-    spec = load_profile(profile)
-    base = DEFAULT_SETTINGS.get(spec.name, ChapterSettings())
-    return replace(base, **dict(spec.sections.get("architecture", {})))
+    return section_settings(profile, "architecture", DEFAULT_SETTINGS, ChapterSettings())
 
 
 def experiment_config(settings: ChapterSettings, *, seed: int, device: str):
@@ -434,7 +431,7 @@ def parameter_bars(blocks: pd.DataFrame, title: str = "Parameters per block") ->
         )  # fmt: skip
     fig.update_yaxes(autorange="reversed")
     fig.update_xaxes(title="parameters", tickformat=",")
-    return _layout(fig, title, height=max(420, 22 * len(blocks) + 120))
+    return book_layout(fig, title, height=max(420, 22 * len(blocks) + 120))
 
 
 def attention_grid(snapshot: DialogueAttention, title: str | None = None) -> go.Figure:
@@ -461,7 +458,7 @@ def attention_grid(snapshot: DialogueAttention, title: str | None = None) -> go.
         fig.update_yaxes(title_text="query utterance" if r == len(names) // 2 + 1 else None, row=r, col=1)
     fig.update_xaxes(title_text="key utterance", row=len(names), col=len(names) // 2 + 1)
     fig.update_layout(coloraxis=dict(colorscale="Blues", colorbar=dict(title="weight")))
-    return _layout(fig, title or f"Attention of every block on dialogue {snapshot.dialogue_id} (mean over heads)", height=760)
+    return book_layout(fig, title or f"Attention of every block on dialogue {snapshot.dialogue_id} (mean over heads)", height=760)
 
 
 def gate_plot(snapshot: DialogueAttention, title: str | None = None) -> go.Figure:
@@ -479,4 +476,4 @@ def gate_plot(snapshot: DialogueAttention, title: str | None = None) -> go.Figur
         )  # fmt: skip
     fig.update_yaxes(range=[0, 1], title="fusion weight (mean over features)")
     fig.update_xaxes(title="utterance")
-    return _layout(fig, title or f"Gated fusion: weight of each modality on dialogue {snapshot.dialogue_id}")
+    return book_layout(fig, title or f"Gated fusion: weight of each modality on dialogue {snapshot.dialogue_id}")

@@ -47,8 +47,8 @@ def setup_notebook() -> None:
 setup_notebook()
 
 
-def _layout(fig: go.Figure, title: str, **kwargs) -> go.Figure:
-    """The shared look: plain-text title, fixed height, free width."""
+def book_layout(fig: go.Figure, title: str, **kwargs) -> go.Figure:
+    """The book's shared look, used by every chapter's figures: plain-text title, fixed height, free width."""
     fig.update_layout(
         title=title, template=TEMPLATE, height=kwargs.pop("height", FIGURE_HEIGHT), margin=dict(l=60, r=20, t=60, b=50), **kwargs
     )
@@ -64,7 +64,7 @@ def dialogue_lengths(table) -> go.Figure:
     for split, rows in table.groupby("split", sort=False):
         fig.add_trace(go.Histogram(x=rows["length"], name=split, marker_color=SPLIT_COLORS.get(split), opacity=0.75, nbinsx=20))
     fig.update_layout(barmode="overlay")
-    return _layout(fig, "Dialogue length per split", xaxis_title="utterances per dialogue", yaxis_title="dialogues")
+    return book_layout(fig, "Dialogue length per split", xaxis_title="utterances per dialogue", yaxis_title="dialogues")
 
 
 def speaker_share(table) -> go.Figure:
@@ -72,7 +72,7 @@ def speaker_share(table) -> go.Figure:
     fig = go.Figure()
     for split, rows in table.groupby("split", sort=False):
         fig.add_trace(go.Box(y=rows["top_speaker_share"], name=split, marker_color=SPLIT_COLORS.get(split), boxpoints="all", jitter=0.4))
-    return _layout(fig, "Share of the most talkative speaker per dialogue", yaxis_title="share of utterances", showlegend=False)
+    return book_layout(fig, "Share of the most talkative speaker per dialogue", yaxis_title="share of utterances", showlegend=False)
 
 
 def class_balance(table) -> go.Figure:
@@ -86,7 +86,7 @@ def class_balance(table) -> go.Figure:
             )
         )  # fmt: skip
     fig.update_layout(barmode="group", yaxis_tickformat=".0%")
-    return _layout(fig, "Class balance per split", yaxis_title="share of the split's utterances")
+    return book_layout(fig, "Class balance per split", yaxis_title="share of the split's utterances")
 
 
 def transition_heatmap(counts: np.ndarray, label_names: Sequence[str], title: str = "Emotion transitions within dialogues") -> go.Figure:
@@ -102,7 +102,7 @@ def transition_heatmap(counts: np.ndarray, label_names: Sequence[str], title: st
     )  # fmt: skip
     fig.update_yaxes(autorange="reversed", title="current utterance")
     fig.update_xaxes(title="next utterance")
-    return _layout(fig, title, height=480)
+    return book_layout(fig, title, height=480)
 
 
 def feature_std(stds: dict[str, np.ndarray]) -> go.Figure:
@@ -110,7 +110,7 @@ def feature_std(stds: dict[str, np.ndarray]) -> go.Figure:
     fig = go.Figure()
     for modality, std in stds.items():
         fig.add_trace(go.Violin(y=std, name=modality, line_color=MODALITY_COLORS.get(modality), box_visible=True, points=False))
-    return _layout(fig, "Per-dimension standard deviation of the features (train)", yaxis_title="std of one dimension", showlegend=False)
+    return book_layout(fig, "Per-dimension standard deviation of the features (train)", yaxis_title="std of one dimension", showlegend=False)
 
 
 def probe_results(table, majority_accuracy: float) -> go.Figure:
@@ -120,7 +120,7 @@ def probe_results(table, majority_accuracy: float) -> go.Figure:
     fig.add_trace(go.Bar(x=table["modality"], y=table["test_weighted_f1"], name="test weighted F1", marker_color=SPLIT_COLORS["test"]))
     fig.add_hline(y=majority_accuracy, line_dash="dash", annotation_text="majority class (test accuracy)")
     fig.update_layout(barmode="group", yaxis_range=[0, 1])
-    return _layout(fig, "Linear probes: each modality alone, and all concatenated", yaxis_title="weighted F1")
+    return book_layout(fig, "Linear probes: each modality alone, and all concatenated", yaxis_title="weighted F1")
 
 
 def probe_curves(curves) -> go.Figure:
@@ -129,7 +129,7 @@ def probe_curves(curves) -> go.Figure:
     for modality, rows in curves.groupby("modality", sort=False):
         fig.add_trace(go.Scatter(x=rows["c"], y=rows["valid_weighted_f1"], mode="lines+markers", name=modality, line_color=MODALITY_COLORS.get(modality)))
     fig.update_xaxes(type="log", title="C (inverse L2 strength)")
-    return _layout(fig, "Choosing C on the validation split", yaxis_title="valid weighted F1")
+    return book_layout(fig, "Choosing C on the validation split", yaxis_title="valid weighted F1")
 
 
 # ----------------------------------------------------------------------------- chapter 03: Soft-HGR
@@ -143,7 +143,7 @@ def soft_hgr_ascent(objective: np.ndarray, theory: float, sample_optimum: float)
     fig.add_hline(y=theory, line_dash="dash", line_color="black", annotation_text="1/2 sum of top-k rho^2 (population)")
     fig.add_hline(y=sample_optimum, line_dash="dot", line_color="gray", annotation_text="same, sample rho", annotation_position="bottom right")
     fig.update_yaxes(range=[min(0.0, theory) - 0.1, max(theory, sample_optimum) * 1.15])
-    return _layout(fig, "Gradient ascent on Soft-HGR reaches the canonical-correlation optimum", xaxis_title="step", yaxis_title="objective")
+    return book_layout(fig, "Gradient ascent on Soft-HGR reaches the canonical-correlation optimum", xaxis_title="step", yaxis_title="objective")
 
 
 def soft_hgr_optima(rows) -> go.Figure:
@@ -156,7 +156,7 @@ def soft_hgr_optima(rows) -> go.Figure:
     fig.add_trace(go.Scatter(x=[low, high], y=[low, high], mode="lines", name="reached = optimum", line=dict(color="gray", dash="dash")))
     fig.add_trace(go.Scatter(x=theory, y=reached, mode="markers", name="vs population rho", marker=dict(size=10, color=CORRECT_COLOR)))
     fig.add_trace(go.Scatter(x=sample, y=reached, mode="markers", name="vs sample rho", marker=dict(size=10, symbol="x", color="black")))
-    return _layout(fig, "Optimum reached on each Gaussian problem", xaxis_title="1/2 sum of top-k rho^2", yaxis_title="Soft-HGR reached")
+    return book_layout(fig, "Optimum reached on each Gaussian problem", xaxis_title="1/2 sum of top-k rho^2", yaxis_title="Soft-HGR reached")
 
 
 def covariance_sizes(rows) -> go.Figure:
@@ -167,7 +167,7 @@ def covariance_sizes(rows) -> go.Figure:
     fig.add_trace(go.Bar(x=batch, y=[r["correct_entries"] for r in rows], name="correct: D x D (D = features)", marker_color=CORRECT_COLOR))
     fig.update_layout(barmode="group")
     fig.update_yaxes(type="log")
-    return _layout(fig, "Size of one covariance matrix", xaxis_title="dialogues per batch", yaxis_title="entries (log scale)")
+    return book_layout(fig, "Size of one covariance matrix", xaxis_title="dialogues per batch", yaxis_title="entries (log scale)")
 
 
 def loss_magnitudes(rows) -> go.Figure:
@@ -178,7 +178,7 @@ def loss_magnitudes(rows) -> go.Figure:
     fig.add_trace(go.Bar(x=batch, y=[r["reference_abs"] for r in rows], name="reference loss, |value|", marker_color=REFERENCE_COLOR))
     fig.update_layout(barmode="group")
     fig.update_yaxes(type="log", exponentformat="power")
-    return _layout(fig, "On the same features: after its softmax the reference loss is orders of magnitude smaller", xaxis_title="dialogues per batch", yaxis_title="absolute value (log scale)")
+    return book_layout(fig, "On the same features: after its softmax the reference loss is orders of magnitude smaller", xaxis_title="dialogues per batch", yaxis_title="absolute value (log scale)")
 
 
 def training_direction(correct_run: np.ndarray, reference_run: np.ndarray, optimum: float) -> go.Figure:
@@ -187,7 +187,7 @@ def training_direction(correct_run: np.ndarray, reference_run: np.ndarray, optim
     fig.add_trace(go.Scatter(y=correct_run, mode="lines", name="trained on the correct loss (-Soft-HGR)", line_color=CORRECT_COLOR))
     fig.add_trace(go.Scatter(y=reference_run, mode="lines", name="trained on the reference loss (abs)", line_color=REFERENCE_COLOR))
     fig.add_hline(y=optimum, line_dash="dash", line_color="black", annotation_text="optimum")
-    return _layout(fig, "Same start, opposite directions: the abs() turns maximisation into minimisation", xaxis_title="step", yaxis_title="correct Soft-HGR objective")
+    return book_layout(fig, "Same start, opposite directions: the abs() turns maximisation into minimisation", xaxis_title="step", yaxis_title="correct Soft-HGR objective")
 
 
 def canonical_correlation_bars(true_rhos: np.ndarray, learned: dict[str, np.ndarray], k: int) -> go.Figure:
@@ -198,4 +198,4 @@ def canonical_correlation_bars(true_rhos: np.ndarray, learned: dict[str, np.ndar
     for name, rhos in learned.items():
         fig.add_trace(go.Bar(x=index, y=np.asarray(rhos)[:k], name=f"features trained on the {name} loss", marker_color=colors.get(name)))
     fig.update_layout(barmode="group", yaxis_range=[0, 1])
-    return _layout(fig, "Canonical correlations captured by the learnt features", xaxis_title="canonical pair", yaxis_title="correlation")
+    return book_layout(fig, "Canonical correlations captured by the learnt features", xaxis_title="canonical pair", yaxis_title="correlation")

@@ -8,15 +8,17 @@ that the library function of that part reads with :meth:`Profile.section`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Any, Mapping, TypeVar
 
 import yaml
 
 PROFILE_NAMES = ("smoke", "quick", "full")
 PROFILES_DIR = Path(__file__).resolve().parent.parent / "configs" / "profiles"
+
+Settings = TypeVar("Settings")
 
 
 @dataclass(frozen=True)
@@ -70,3 +72,21 @@ def load_profile(name: str, directory: str | Path | None = None) -> Profile:
     return Profile(
         name=name, description=raw["description"], n_seeds=raw["n_seeds"], path=path, sections=MappingProxyType(sections)
     )
+
+
+def section_settings(profile: str, section: str, defaults: Mapping[str, Settings], fallback: Settings,
+                     directory: str | Path | None = None) -> Settings:
+    """A chapter's settings dataclass for ``profile``: its ``section`` over ``defaults[profile]`` (``fallback``
+    for a profile without defaults). Lists become tuples where the field's default is a tuple; an unknown key
+    is a clear error naming the profile file and the known keys."""
+    spec = load_profile(profile, directory)
+    base = defaults.get(spec.name, fallback)
+    values = dict(spec.sections.get(section, {}))
+    known = {f.name for f in fields(base)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise KeyError(f"{spec.path}: section {section!r} has unknown keys {unknown}; expected {sorted(known)}")
+    for key, value in values.items():
+        if isinstance(getattr(base, key), tuple) and isinstance(value, list):
+            values[key] = tuple(value)
+    return replace(base, **values)

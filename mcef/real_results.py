@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
+import statistics
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -181,9 +181,8 @@ def artifact_problems(root: str | Path, corpus: str, seeds=SEEDS) -> list[str]:
 
 
 def _stats(values: list[float]) -> tuple[float, float | None]:
-    mean = sum(values) / len(values)
-    std = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1)) if len(values) > 1 else None
-    return mean, std
+    """Mean and sample std (None for one value), as :func:`mcef.experiments.aggregate` reports them."""
+    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else None
 
 
 def result_rows(root: str | Path, corpus: str, seeds=SEEDS) -> list[dict]:
@@ -276,8 +275,8 @@ def per_class_figure(tables: dict):
             fig.add_bar(x=table["class"], y=table["logistic_f1"].astype(float) * 100, name="logistic regression",
                         marker_color="#F58518", showlegend=col == 1, row=1, col=col)
     fig.update_yaxes(title_text="test F1 (%)", row=1, col=1)
-    return plots._layout(fig, "Test F1 per class: MCEF text-only (mean ± std over seeds) and the context-free baseline",
-                         barmode="group")
+    return plots.book_layout(fig, "Test F1 per class: MCEF text-only (mean ± std over seeds) and the context-free baseline",
+                             barmode="group")
 
 
 

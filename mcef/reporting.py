@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import warnings
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
@@ -32,7 +32,8 @@ from plotly.subplots import make_subplots
 from mcef.config import ExperimentConfig, config_to_dict, load_config, with_changes
 from mcef.data.dataset import DialogueDataset
 from mcef.experiments import aggregate, collect, mean_std, run_dir_of, sweep
-from mcef.plots import SPLIT_COLORS, _layout
+from mcef.plots import SPLIT_COLORS, book_layout
+from mcef.profiles import section_settings
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 RUN_NAME = "mcef"  # the chapter's main config; chapter 02 reuses <run_root>/mcef/seed<seed> (SHARED_RUN_NAME)
@@ -83,15 +84,7 @@ class TrainingSettings:
 def training_settings(profile: str, directory: str | Path | None = None) -> TrainingSettings:
     """The :class:`TrainingSettings` of ``profile`` (from ``directory``, default ``configs/profiles``): its
     ``training`` section over the defaults."""
-    from mcef.profiles import load_profile
-
-    spec = load_profile(profile, directory)
-    section = dict(spec.sections.get("training", {}))
-    unknown = sorted(set(section) - set(TrainingSettings.__dataclass_fields__))
-    if unknown:
-        raise KeyError(f"{spec.path}: section 'training' has unknown key {unknown[0]!r}; expected "
-                       f"{sorted(TrainingSettings.__dataclass_fields__)}")  # fmt: skip
-    return replace(TrainingSettings(), **section)
+    return section_settings(profile, "training", {}, TrainingSettings(), directory)
 
 
 def recipe_config(settings: TrainingSettings) -> ExperimentConfig:
@@ -140,17 +133,32 @@ def loss_formula(config: ExperimentConfig) -> str:
     return " + ".join(f"{weight:g} {name}" for weight, name in terms if weight) or "0"
 
 
+def hgr_scaling(config: ExperimentConfig) -> str:
+    """How ``config``'s Soft-HGR term is scaled, as a sentence for the chapters that describe the loss."""
+    loss, k = config.loss, config.model.hidden
+    if not loss.soft_hgr:
+        return "The Soft-HGR term has weight 0: it is logged, not trained on."
+    if loss.hgr_mode == "reference":
+        return "The Soft-HGR term is the reference's |loss| (chapter 3), about a millionth of the other terms."
+    if loss.hgr_per_dim:
+        return (f"The Soft-HGR term is taken per feature dimension: the objective, a sum over the k = H = {k} "
+                f"dimensions of the representations (at most k/2 = {k / 2:g}), is divided by k, so it is at most "
+                "1/2 and stays on the cross-entropy's scale at any hidden size.")
+    return (f"The Soft-HGR term is the raw objective, a sum over the k = H = {k} feature dimensions (at most "
+            f"k/2 = {k / 2:g}), not divided by k.")
+
+
 # ----------------------------------------------------------------------------- train or load
 
 
 def _run_matches(run_dir: Path, config: ExperimentConfig, dataset: DialogueDataset) -> bool:
     """True when the finished run in ``run_dir`` was trained with ``config`` (up to where it ran) on ``dataset``."""
-    from mcef.architecture import same_data as _same_data
-    from mcef.train import _run_defining
+    from mcef.architecture import same_data
+    from mcef.train import run_defining
 
     summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
     stored = config_to_dict(load_config(run_dir / "config.yaml"))
-    return _run_defining(stored) == _run_defining(config_to_dict(config)) and _same_data(summary, dataset)
+    return run_defining(stored) == run_defining(config_to_dict(config)) and same_data(summary, dataset)
 
 
 def train_or_load(config: ExperimentConfig, dataset: DialogueDataset, seeds: Iterable[int], run_root: str | Path) -> pd.DataFrame:
@@ -459,7 +467,7 @@ def curves_figure(tidy: pd.DataFrame, selected_epochs: Mapping[int, int] | None 
     if selected_epochs:
         fig.add_vline(x=selected_epochs[seeds[0]], line_dash="dot", line_color="gray", row="all", col="all")
     fig.update_xaxes(title_text="epoch", row=rows)
-    return _layout(fig, title, height=230 * rows + 100)
+    return book_layout(fig, title, height=230 * rows + 100)
 
 
 def protocol_gap_figure(gap: pd.DataFrame,
@@ -483,7 +491,7 @@ def protocol_gap_figure(gap: pd.DataFrame,
     fig.update_layout(barmode="group")
     low = float(gap[[f"{k}_{m}" for k in ("selected", "oracle") for m in GAP_METRICS]].min().min())
     fig.update_yaxes(range=[max(0.0, low - 0.1), None])
-    return _layout(fig, title)
+    return book_layout(fig, title)
 
 
 def confusion_figure(cm: np.ndarray, label_names: Iterable[str],
@@ -501,7 +509,7 @@ def confusion_figure(cm: np.ndarray, label_names: Iterable[str],
     )  # fmt: skip
     fig.update_yaxes(autorange="reversed", title="true class")
     fig.update_xaxes(title="predicted class")
-    return _layout(fig, title, height=480)
+    return book_layout(fig, title, height=480)
 
 
 def per_class_f1_figure(table: pd.DataFrame, title: str = "Test F1 per class (mean over seeds, ± std)") -> go.Figure:
@@ -514,7 +522,7 @@ def per_class_f1_figure(table: pd.DataFrame, title: str = "Test F1 per class (me
         )
     )  # fmt: skip
     fig.update_yaxes(range=[0, 1], title="F1")
-    return _layout(fig, title)
+    return book_layout(fig, title)
 
 
 def embedding_figure(points: np.ndarray, labels: np.ndarray, predictions: np.ndarray, label_names: Iterable[str],
@@ -536,4 +544,4 @@ def embedding_figure(points: np.ndarray, labels: np.ndarray, predictions: np.nda
         )  # fmt: skip
     fig.update_xaxes(showticklabels=False, title="t-SNE 1")
     fig.update_yaxes(showticklabels=False, title="t-SNE 2")
-    return _layout(fig, title, height=520)
+    return book_layout(fig, title, height=520)

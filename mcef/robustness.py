@@ -14,7 +14,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass, replace
 
@@ -25,7 +24,9 @@ import torch
 
 from mcef.config import ExperimentConfig, with_changes
 from mcef.data.dataset import DialogueDataset
-from mcef.plots import MODALITY_COLORS, _layout
+from mcef.experiments import aggregate
+from mcef.plots import MODALITY_COLORS, book_layout
+from mcef.profiles import section_settings
 
 KINDS = ("zero", "noise", "shuffle")
 CONDITION_NAMES = {"clean": "clean", "zero": "missing (zeroed)", "shuffle": "shuffled across utterances",
@@ -55,18 +56,7 @@ DEFAULT_SETTINGS = {
 
 def efficiency_settings(profile: str) -> EfficiencySettings:
     """The :class:`EfficiencySettings` of ``profile``: its ``efficiency`` section over the defaults."""
-    from mcef.profiles import load_profile
-
-    spec = load_profile(profile)
-    section = dict(spec.sections.get("efficiency", {}))
-    known = {f.name: f for f in dataclasses.fields(EfficiencySettings)}
-    unknown = sorted(set(section) - set(known))
-    if unknown:
-        raise KeyError(f"{spec.path}: section 'efficiency' has unknown keys {unknown}; expected {sorted(known)}")
-    for key in ("noise_scales", "fusions"):
-        if key in section:
-            section[key] = tuple(section[key])
-    return replace(DEFAULT_SETTINGS.get(spec.name, EfficiencySettings()), **section)
+    return section_settings(profile, "efficiency", DEFAULT_SETTINGS, EfficiencySettings())
 
 
 # ----------------------------------------------------------------------------- perturbed test data
@@ -191,8 +181,16 @@ def noise_figure(summary: pd.DataFrame, metric: str = "weighted_f1") -> go.Figur
                                  line_color=MODALITY_COLORS.get(modality),
                                  error_y=dict(type="data", array=error, visible=True)))
     fig.update_xaxes(title="noise std / feature std (0 = clean)")
-    return _layout(fig, f"Test {metric.replace('_', ' ')} when one modality gets Gaussian noise",
-                   yaxis_title=f"test {metric.replace('_', ' ')} (mean ± std over seeds)")
+    return book_layout(fig, f"Test {metric.replace('_', ' ')} when one modality gets Gaussian noise",
+                       yaxis_title=f"test {metric.replace('_', ' ')} (mean ± std over seeds)")
+
+
+def trained_without(without: dict, runs: list[dict], metric: str = "test_weighted_f1") -> dict[str, tuple[float, float]]:
+    """Modality -> (mean, std; NaN for one seed) of ``metric`` over the ``runs`` (rows of
+    :func:`mcef.experiments.collect`) of the variant ``without[modality]`` trained without it."""
+    table = {row["config"]: row for row in aggregate(runs, [metric])}
+    return {m: (table[v.name]["mean"], math.nan if table[v.name]["std"] is None else table[v.name]["std"])
+            for m, v in without.items()}
 
 
 def missing_figure(summary: pd.DataFrame, trained_without: dict[str, tuple[float, float]] | None = None,
@@ -215,8 +213,8 @@ def missing_figure(summary: pd.DataFrame, trained_without: dict[str, tuple[float
                                                               trained_without[m][1] for m in modalities])))
     fig.add_hline(y=clean, line_dash="dash", annotation_text="all modalities, clean")
     fig.update_layout(barmode="group")
-    return _layout(fig, "A missing or shuffled modality at test time", xaxis_title="modality affected",
-                   yaxis_title=f"test {metric.replace('_', ' ')} (mean ± std over seeds)")
+    return book_layout(fig, "A missing or shuffled modality at test time", xaxis_title="modality affected",
+                       yaxis_title=f"test {metric.replace('_', ' ')} (mean ± std over seeds)")
 
 
 # ----------------------------------------------------------------------------- efficiency
@@ -275,5 +273,5 @@ def efficiency_figure(table: pd.DataFrame) -> go.Figure:
                              hovertemplate="%{x}: %{y:.3f} s per epoch, %{customdata:.0f} utt/s evaluation"))
     fig.update_layout(barmode="group")
     fig.update_yaxes(type="log")
-    return _layout(fig, "Seconds per training epoch (IEMOCAP-shaped data)", xaxis_title="configuration",
-                   yaxis_title="seconds per epoch (log scale)")
+    return book_layout(fig, "Seconds per training epoch (IEMOCAP-shaped data)", xaxis_title="configuration",
+                       yaxis_title="seconds per epoch (log scale)")

@@ -264,7 +264,7 @@ def _write_metrics(path: Path, lines: list[dict]) -> None:
     write_text_atomic(path, "".join(json.dumps(line) + "\n" for line in lines))
 
 
-def _run_defining(mapping: dict) -> dict:
+def run_defining(mapping: dict) -> dict:
     """The config fields a resumed run must share with the interrupted one (not where or how visibly it runs)."""
     train = {k: v for k, v in mapping["train"].items() if k not in ("device", "progress", "checkpoint_every")}
     return {**mapping, "train": train}
@@ -333,7 +333,7 @@ def fit(config: ExperimentConfig, *, dataset: DialogueDataset | None = None, run
         checkpoint_path = next((run_dir / n for n in ("last.pt", "best.pt") if (run_dir / n).exists()), None)
         if resume and checkpoint_path is not None:
             state = torch.load(checkpoint_path, map_location=device, weights_only=False)
-            if _run_defining(state["config"]) != _run_defining(config_to_dict(config)):
+            if run_defining(state["config"]) != run_defining(config_to_dict(config)):
                 raise ConfigError(f"{checkpoint_path}: cannot resume: the run was started with a different config "
                                   f"(only train.device, train.progress and train.checkpoint_every may change)")
             model.load_state_dict(state["model"])

@@ -114,3 +114,11 @@ def test_sweep_trains_shared_runs_once_and_aggregates(variants, tiny_dataset, tm
     assert "TAV *" in shown.index.get_level_values("variant")
     figure = ablations.ablation_figure(frame)
     assert sum(len(trace.x) for trace in figure.data) == len(chosen)
+
+
+def test_leave_one_out_picks_the_model_trained_without_each_modality(variants):
+    without = ablations.leave_one_out(variants)
+    assert set(without) == set(MODALITIES)
+    for modality, variant in without.items():
+        assert variant.family == "modalities"
+        assert set(variant.config.data.modalities) == set(MODALITIES) - {modality}

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from mcef import reporting
+from mcef.config import with_changes
 from mcef.evaluate import load_run
 from mcef.metrics import per_class_f1
 from mcef.model import MCEF
@@ -204,3 +205,11 @@ def test_words_for_counts_and_spreads():
     assert reporting.range_text([0.5]) == "0.50 (one seed only)"
     assert reporting.range_text([2, 2], "{:d}") == "2 for every seed"
     assert reporting.range_text([0.1, 1.234, 0.5]) == "between 0.10 and 1.23"
+
+
+def test_hgr_scaling_states_the_per_dimension_division_of_the_loss():
+    full = reporting.chapter_config(reporting.training_settings("full"))
+    assert full.loss.hgr_per_dim and "divided by k" in reporting.hgr_scaling(full) and "H = 512" in reporting.hgr_scaling(full)
+    raw = with_changes(full, loss={"hgr_per_dim": False})
+    assert "not divided by k" in reporting.hgr_scaling(raw)
+    assert "reference" in reporting.hgr_scaling(with_changes(full, loss={"hgr_mode": "reference"}))

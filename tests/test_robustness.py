@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import warnings
 
 import numpy as np
@@ -111,3 +112,14 @@ def test_profile_settings():
     assert smoke.bench_hidden < 512 and not smoke.bench_memory
     assert robustness.efficiency_settings("full").bench_hidden == 512
     assert robustness.available_devices()[0] == "cpu"
+
+
+def test_trained_without_gives_mean_and_sample_std_per_modality():
+    from types import SimpleNamespace
+
+    without = {"text": SimpleNamespace(name="AV"), "audio": SimpleNamespace(name="TV")}
+    runs = [{"config": "AV", "seed": 0, "test_weighted_f1": 0.4}, {"config": "AV", "seed": 1, "test_weighted_f1": 0.6},
+            {"config": "TV", "seed": 0, "test_weighted_f1": 0.5}]
+    dropped = robustness.trained_without(without, runs)
+    assert dropped["text"][0] == pytest.approx(0.5) and dropped["text"][1] == pytest.approx(0.02 ** 0.5)
+    assert dropped["audio"][0] == pytest.approx(0.5) and math.isnan(dropped["audio"][1])
