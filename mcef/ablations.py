@@ -297,3 +297,64 @@ def ablation_figure(frame: pd.DataFrame, metric: str = "test_weighted_f1") -> go
     fig.update_xaxes(title_text=metric.replace("_", " ") + " (mean ± std over seeds)", row=len(families), col=1)
     return book_layout(fig, "Ablations: " + metric.replace("_", " ") + " per variant", height=180 + 34 * sum(sizes),
                        legend=dict(orientation="h", y=-0.12))
+
+
+# ----------------------------------------------------------------------------- what the chapter says
+
+LOSS_DELTAS = {"ce_only": "fused CE only", "mce": "+ modality CE", "hgr_ref": "+ Soft-HGR (reference)",
+               "kl": "+ SDT KL"}  # glue-key suffix -> loss variant whose Δ weighted F1 the chapter quotes
+
+
+def _direction(value: float) -> str:
+    return "higher" if value > 0 else "lower" if value < 0 else "the same"
+
+
+def _spread_note(n_min: int) -> str:
+    if n_min < 2:
+        return ("With a single seed there is no spread to judge a difference by: these numbers show that every "
+                "variant trains and is evaluated, not which one is better.")
+    return (f"With {n_min} seeds per variant, a difference within the error bars (one standard deviation) is not "
+            "evidence of a better variant.")
+
+
+def findings(frame: pd.DataFrame) -> dict[str, float | int | str]:
+    """The figures the chapter's findings quote, read from :func:`results`' frame, keyed by their glue names.
+
+    Weighted F1 values are fractions; ``delta_*``, ``*_delta``, ``fusion_gain`` and ``hgr_ref_vs_mce`` are in
+    points (×100). The full model is the ``equal`` fusion variant (the shared run). Needs every modality subset,
+    the loss variants of :data:`LOSS_DELTAS` plus "+ modality CE", and the equal, sdt, concat and late fusions.
+    """
+    wf1 = "test_weighted_f1_mean"
+    family = {name: frame[frame["family"] == name].set_index("variant") for name in FAMILIES}
+    modal, loss, fusion = family["modalities"], family["loss"], family["fusion"]
+    full = fusion.loc["equal"]
+    unimodal = modal[modal.index.str.len() == 1]
+    best_single, best_subset = unimodal[wf1].idxmax(), modal[wf1].idxmax()
+    gain = 100 * float(full[wf1] - unimodal.loc[best_single, wf1])
+    facts = {
+        "full_wf1": float(full[wf1]),
+        "full_acc": float(full["test_accuracy_mean"]),
+        "spread_note": _spread_note(int(frame["n"].min())),
+        "best_single": str(best_single),
+        "best_single_wf1": float(unimodal.loc[best_single, wf1]),
+        "worst_single": str(unimodal[wf1].idxmin()),
+        "worst_single_wf1": float(unimodal[wf1].min()),
+        "best_subset": str(best_subset),
+        "best_subset_wf1": float(modal.loc[best_subset, wf1]),
+        "fusion_gain": abs(gain),
+        "fusion_gain_word": _direction(gain),
+    }
+    facts.update({f"delta_{key}": 100 * float(loss.loc[label, "delta_wf1_mean"]) for key, label in LOSS_DELTAS.items()})
+    facts["best_loss"] = str(loss[wf1].idxmax())
+    facts["hgr_ref_vs_mce"] = 100 * abs(float(loss.loc["+ Soft-HGR (reference)", wf1] - loss.loc["+ modality CE", wf1]))
+    facts["best_fusion"] = str(fusion[wf1].idxmax())
+    facts["best_fusion_wf1"] = float(fusion[wf1].max())
+    facts.update({f"{name}_delta": 100 * float(fusion.loc[name, "delta_wf1_mean"]) for name in ("late", "concat", "sdt")})
+    facts.update({f"params_{name}": int(fusion.loc[name, "parameters"]) for name in ("equal", "late", "concat")})
+    return facts
+
+
+def count_finished(variants: list[Variant], seeds: list[int], root: str | Path) -> int:
+    """How many of the distinct runs of ``variants`` x ``seeds`` under ``root`` have finished (wrote a summary)."""
+    return sum((Path(root) / config.name / f"seed{seed}" / "summary.json").is_file()
+               for config in distinct_configs(variants) for seed in seeds)

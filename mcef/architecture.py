@@ -104,6 +104,40 @@ def per_block(table: pd.DataFrame) -> pd.DataFrame:
     return table.groupby(["stage", "stage_name", "block"], sort=False, as_index=False)["parameters"].sum()
 
 
+def stage_table(blocks: pd.DataFrame) -> pd.DataFrame:
+    """:func:`per_block`'s rows summed per stage: number of blocks, parameters and share of the total."""
+    stages = blocks.groupby("stage_name", sort=False)["parameters"].agg(["count", "sum"])
+    stages.columns = ["blocks", "parameters"]
+    stages["share"] = stages["parameters"] / stages["parameters"].sum()
+    return stages
+
+
+def first_block_parts(parts: pd.DataFrame, stage_name: str) -> pd.DataFrame:
+    """The parts of the first block of ``stage_name`` in :func:`parameter_table` (block, part, parameters)."""
+    stage = parts[parts["stage_name"] == stage_name]
+    return stage[stage["block"] == stage["block"].iloc[0]][["block", "part", "parameters"]].reset_index(drop=True)
+
+
+def parameter_facts(model: MCEF) -> dict[str, float | int | str]:
+    """What the chapter says about where ``model``'s parameters are, keyed by its glue names.
+
+    The per-block table's total against ``count_parameters``, the number of blocks, the attention blocks' share,
+    and the parameters of the input LayerNorms, which are built but never applied (``pre_norm=False``).
+    """
+    parts = parameter_table(model)
+    blocks = per_block(parts)
+    stages = stage_table(blocks)
+    total, counted = int(blocks["parameters"].sum()), count_parameters(model)
+    return {
+        "table_total": total,
+        "counted_total": counted,
+        "table_matches": "equal" if total == counted else "DIFFERENT",
+        "n_blocks": len(blocks),
+        "attention_share": float(stages.loc[["self-attention", "cross-attention"], "share"].sum()),
+        "unused_norm": int(parts.loc[parts["part"] == "input_norm", "parameters"].sum()),
+    }
+
+
 def meta_model(config: MCEFConfig) -> MCEF:
     """``MCEF(config)`` with parameters on the meta device: shapes only, no memory, no initialisation cost."""
     with torch.device("meta"):
@@ -134,6 +168,30 @@ def parameter_polynomial(config: MCEFConfig, probe_hidden: tuple[int, ...] = (32
     result[["h2", "h1", "h0"]] = coefficients
     result["formula"] = [format_polynomial(*c) for c in coefficients]
     return result
+
+
+POLYNOMIAL_STAGES = {"cross": "cross-attention", "gate": "sigmoid gate", "reduce": "reduce"}  # glue key -> stage
+
+
+def polynomial_facts(config: MCEFConfig, check_hidden: tuple[int, ...] = (512, 1024)) -> dict[str, int | str]:
+    """The parameter count of ``config`` as a polynomial in H, beside the reference's, keyed by the chapter's glue names.
+
+    ``formula_<H>`` / ``counted_<H>``: the polynomial at H against a model of the same config built at that size;
+    ``formula_<stage>``: one block's polynomial for the stages of :data:`POLYNOMIAL_STAGES`.
+    """
+    polynomial = parameter_polynomial(config)
+    coefficients = tuple(int(polynomial[c].sum()) for c in ("h2", "h1", "h0"))
+    facts = {
+        "formula": format_polynomial(*coefficients),
+        "reference_formula": format_polynomial(*REFERENCE_POLYNOMIAL),
+        "formula_matches": "the same" if coefficients == REFERENCE_POLYNOMIAL else "NOT the same",
+    }
+    for h in check_hidden:
+        facts[f"formula_{h}"] = evaluate_polynomial(coefficients, h)
+        facts[f"counted_{h}"] = count_parameters(meta_model(replace(config, hidden=h)))
+    for key, stage in POLYNOMIAL_STAGES.items():
+        facts[f"formula_{key}"] = polynomial.loc[polynomial["stage_name"] == stage, "formula"].iloc[0]
+    return facts
 
 
 def _solve3(matrix: list[list[Fraction]], values: list[Fraction]) -> list[Fraction]:

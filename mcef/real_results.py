@@ -259,6 +259,13 @@ def seed_table(root: str | Path, corpus: str, seeds=SEEDS):
                          for seed, s in read_runs(root, corpus, seeds).items()])
 
 
+def seed_tables(root: str | Path, seeds=SEEDS, corpora=tuple(CONFIGS)):
+    """:func:`seed_table` of every corpus, stacked under the corpus name, figures to 4 decimals."""
+    import pandas as pd
+
+    return pd.concat({corpus.upper(): seed_table(root, corpus, seeds) for corpus in corpora}).droplevel(1).round(4)
+
+
 def per_class_figure(tables: dict):
     """Grouped bars per corpus: MCEF text-only test F1 per class (mean ± std over seeds) beside the logistic baseline."""
     import plotly.graph_objects as go
@@ -279,6 +286,63 @@ def per_class_figure(tables: dict):
                              barmode="group")
 
 
+
+
+RECIPE_FIELDS = ("model.hidden", "model.dropout", "loss.fused_ce", "train.lr", "train.epochs",
+                 "train.early_stopping", "train.batch_size", "train.class_weights")  # the recipe rows the chapter shows
+
+
+def recipe_table(configs: dict = CONFIGS, fields=RECIPE_FIELDS):
+    """The committed recipe of each corpus side by side: one row per ``section.field``, one column per corpus."""
+    import pandas as pd
+
+    recipes = {corpus: load_config(path) for corpus, path in configs.items()}
+    return pd.DataFrame({corpus: [getattr(getattr(config, key.split(".")[0]), key.split(".")[1]) for key in fields]
+                         for corpus, config in recipes.items()}, index=list(fields))
+
+
+def split_sizes(runs: dict[str, dict[int, dict]], seed: int) -> str:
+    """The dialogues and utterances of every split of every corpus, as recorded by the ``seed`` run of each."""
+    return "; ".join(f"{corpus.upper()}: " + ", ".join(f"{split} {v['dialogues']} dialogues / {v['utterances']} utterances"
+                                                      for split, v in corpus_runs[seed]["data"]["splits"].items())
+                     for corpus, corpus_runs in runs.items())
+
+
+def provenance_note(how: str, runs: dict[str, dict[int, dict]], seed: int) -> str:
+    """The chapter's opening note (Markdown): where the figures come from, what the runs ran on, the split sizes."""
+    first = next(iter(runs.values()))[seed]
+    return (f"**Figures:** {how} (with committed artifacts the profile does not change them).  \n"
+            f"**Runs made on:** {first['device']} (torch {first['torch_version']}).  \n"
+            f"**Splits:** {split_sizes(runs, seed)}.")
+
+
+def result_facts(corpus: str, rows: list[dict], runs: dict[int, dict]) -> dict[str, float | int | str]:
+    """What the chapter says about one corpus, keyed by its glue names (figures in percent).
+
+    ``rows``: :func:`result_rows` (ours, oracle, baseline first); ``runs``: :func:`read_runs` of the corpus.
+    """
+    ours, oracle, baseline = rows[0], rows[1], rows[2]
+    facts = {}
+    for metric in HEADLINE:
+        facts[f"{corpus}_{metric}"] = ours[metric] * 100
+        facts[f"{corpus}_{metric}_std"] = ours[f"{metric}_std"] * 100 if ours[f"{metric}_std"] is not None else 0.0
+        facts[f"{corpus}_oracle_{metric}"] = oracle[metric] * 100
+        facts[f"{corpus}_logistic_{metric}"] = baseline[metric] * 100
+    facts[f"{corpus}_n"] = ours["n"]
+    gain = (ours["weighted_f1"] - baseline["weighted_f1"]) * 100
+    facts[f"{corpus}_gain"] = abs(gain)
+    facts[f"{corpus}_side"] = "above" if gain >= 0 else "below"
+    facts[f"{corpus}_minutes"] = sum(s["wall_time_s"] for s in runs.values()) / 60
+    return facts
+
+
+def per_class_display(tables: dict):
+    """:func:`per_class_rows` of every corpus for reading: class, support, MCEF F1 (mean ± std) and logistic F1 in percent."""
+    import pandas as pd
+
+    return pd.concat({corpus.upper(): t.assign(**{"MCEF F1": [mean_std(m, s) for m, s in zip(t["mcef_f1"], t["mcef_f1_std"])],
+                                                  "logistic F1": [f"{v * 100:.2f}" for v in t["logistic_f1"]]})
+                      [["class", "support", "MCEF F1", "logistic F1"]] for corpus, t in tables.items()}).droplevel(1)
 
 
 def read_tuning(artifacts: str | Path = PROJECT_ROOT / "book" / "results" / "real_text"):

@@ -346,6 +346,38 @@ def per_class_f1(summaries: Iterable[dict], label_names: Iterable[str]) -> pd.Da
     })  # fmt: skip
 
 
+def confusion_facts(confusion: np.ndarray, label_names: Iterable[str], n_seeds: int) -> dict[str, float | int | str]:
+    """What the chapter says about a pooled confusion matrix (of ``n_seeds`` runs), keyed by its glue names.
+
+    Totals, the classes with the best and the worst recall, and the most frequent confusion: the largest
+    off-diagonal cell, as a share of its true class.
+    """
+    names = list(label_names)
+    recall = confusion.diagonal() / confusion.sum(axis=1)
+    off_diagonal = confusion.copy()
+    off_diagonal[range(len(names)), range(len(names))] = 0
+    true_class, predicted_class = divmod(int(off_diagonal.argmax()), len(names))
+    return {
+        "confusion_total": int(confusion.sum()),
+        "test_support": int(confusion.sum()) // n_seeds,
+        "best_recall_label": names[int(recall.argmax())],
+        "best_recall": float(recall.max()),
+        "worst_recall_label": names[int(recall.argmin())],
+        "worst_recall": float(recall.min()),
+        "confused_true": names[true_class],
+        "confused_predicted": names[predicted_class],
+        "confused_share": float(off_diagonal.max() / confusion[true_class].sum()),
+    }
+
+
+def per_class_f1_facts(table: pd.DataFrame) -> dict[str, float | int | str]:
+    """The best and the worst class of :func:`per_class_f1`'s table by mean F1 (and the worst one's support)."""
+    best = table.loc[table["f1_mean"].idxmax()]
+    worst = table.loc[table["f1_mean"].idxmin()]
+    return {"best_f1_label": best["label"], "best_f1": float(best["f1_mean"]), "worst_f1_label": worst["label"],
+            "worst_f1": float(worst["f1_mean"]), "worst_f1_support": int(worst["support"])}
+
+
 # ----------------------------------------------------------------------------- the fused representation
 
 

@@ -22,6 +22,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import torch
 
+from mcef.bench import REFERENCE_CPU_EPOCH_S
 from mcef.config import ExperimentConfig, with_changes
 from mcef.data.dataset import DialogueDataset
 from mcef.experiments import aggregate
@@ -169,6 +170,49 @@ def lookup(summary: pd.DataFrame, modality: str, condition: str, column: str, sc
     return float(rows[column].iloc[0])
 
 
+ROBUSTNESS_SHOWN = ["accuracy_mean", "accuracy_std", "weighted_f1_mean", "weighted_f1_std",
+                    "change_weighted_f1_mean", "n"]  # the columns of the chapter's robustness table
+
+
+def robustness_display(summary: pd.DataFrame) -> pd.DataFrame:
+    """:func:`summarise_robustness`'s table for reading: means and stds to 3 decimals, indexed by condition."""
+    shown = summary.copy()
+    for column in [c for c in shown.columns if c.endswith(("_mean", "_std"))]:
+        shown[column] = shown[column].round(3)
+    return shown.set_index(["modality", "condition", "scale"])[ROBUSTNESS_SHOWN]
+
+
+def robustness_findings(summary: pd.DataFrame, trained_without: dict[str, tuple[float, float]],
+                        noise_scales: tuple[float, ...]) -> dict[str, float | int | str]:
+    """What the chapter says about the corruptions, keyed by its glue names.
+
+    Per modality of ``trained_without`` (modality -> (mean, std) of the model trained without it): the cost in
+    points of weighted F1 (clean minus corrupted, ×100) of zeroing, shuffling and the largest noise scale, the
+    zeroed score beside the retrained one; then the modalities whose zeroing costs most and least, and for how
+    many modalities the retrained model scores higher than the full model with that modality zeroed.
+    """
+    modalities = list(trained_without)
+    top_scale = max(noise_scales)
+
+    def cost(modality: str, kind: str, scale: float = 0.0) -> float:
+        return -100 * lookup(summary, modality, kind, "change_weighted_f1_mean", scale)
+
+    zero_drop = {m: cost(m, "zero") for m in modalities}
+    zeroed = {m: lookup(summary, m, "zero", "weighted_f1_mean") for m in modalities}
+    facts = {"clean_wf1": lookup(summary, "none", "clean", "weighted_f1_mean")}
+    for m in modalities:
+        facts[f"zero_drop_{m}"] = float(zero_drop[m])
+        facts[f"shuffle_drop_{m}"] = float(cost(m, "shuffle"))
+        facts[f"noise_drop_{m}"] = float(cost(m, "noise", top_scale))
+        facts[f"without_{m}"] = float(trained_without[m][0])
+        facts[f"zeroed_{m}"] = zeroed[m]
+    facts["most_needed"] = max(zero_drop, key=zero_drop.get)
+    facts["least_needed"] = min(zero_drop, key=zero_drop.get)
+    facts["top_scale"] = float(top_scale)
+    facts["retrained_better"] = sum(bool(trained_without[m][0] > zeroed[m]) for m in modalities)
+    return facts
+
+
 def noise_figure(summary: pd.DataFrame, metric: str = "weighted_f1") -> go.Figure:
     """Test ``metric`` against the noise scale, one line per corrupted modality (scale 0 = clean), mean ± std."""
     clean = summary[summary["condition"] == "clean"]
@@ -262,6 +306,41 @@ def efficiency_table(settings: EfficiencySettings, devices: list[str], *, seed: 
                              "eval_utterances_per_s": r["eval_utterances_per_s"],
                              "peak_memory_mb": r["peak_memory_mb"]})
     return pd.DataFrame(rows), comparisons
+
+
+def efficiency_display(table: pd.DataFrame) -> pd.DataFrame:
+    """:func:`efficiency_table` for reading: epoch seconds to 3 decimals, throughput to whole utterances."""
+    shown = table.copy()
+    shown["train_epoch_s"] = shown["train_epoch_s"].round(3)
+    shown["eval_utterances_per_s"] = shown["eval_utterances_per_s"].round(0)
+    return shown.set_index(["device", "configuration"])
+
+
+def bench_findings(settings: EfficiencySettings, comparisons: dict[str, dict], profile: str) -> dict[str, float | int | str]:
+    """What the chapter says about ours against the reference emulation, keyed by its glue names.
+
+    ``comparisons``: :func:`efficiency_table`'s per-device bench results; the first device's figures are quoted
+    (the CPU, always timed first), the training speed-up of every device is listed.
+    """
+    paper_size = settings.bench_hidden == 512
+    first = next(iter(comparisons.values()))
+    published = first.get("speedup_vs_published_reference_cpu_epoch")
+    return {
+        "paper_phrase": "the published configuration (H = 512)" if paper_size else
+        f"a reduced version of the published configuration (H = {settings.bench_hidden} instead of 512, to fit "
+        f"the {profile} profile's time budget; the quick and full profiles time H = 512)",
+        "cpu_ours_s": float(first["ours"]["train_epoch_s"]),
+        "cpu_reference_s": float(first["baseline"]["train_epoch_s"]),
+        "cpu_speedup": float(first["speedup"]),
+        "cpu_eval_ratio": float(first["ours"]["eval_utterances_per_s"] / first["baseline"]["eval_utterances_per_s"]),
+        "paper_parameters": int(first["ours"]["parameters"]),
+        "speedups": "; ".join(f"{r['device']}: {r['speedup']:.2f}x" for r in comparisons.values()),
+        "published_note": f"Against the reference's own epoch time on this project's 2-core CPU "
+        f"({REFERENCE_CPU_EPOCH_S} s, measured elsewhere, so not side by side) ours is {published:.1f} "
+        "times faster." if paper_size and published else
+        f"The reference's own CPU epoch time ({REFERENCE_CPU_EPOCH_S} s at H = 512) is not comparable "
+        "at this size.",
+    }  # fmt: skip
 
 
 def efficiency_figure(table: pd.DataFrame) -> go.Figure:

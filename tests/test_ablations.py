@@ -122,3 +122,25 @@ def test_leave_one_out_picks_the_model_trained_without_each_modality(variants):
     for modality, variant in without.items():
         assert variant.family == "modalities"
         assert set(variant.config.data.modalities) == set(MODALITIES) - {modality}
+
+
+def test_findings_read_the_extremes_and_paired_deltas_off_the_results(variants, tmp_path):
+    scores = {"T": 0.60, "A": 0.40, "V": 0.30, "TA": 0.65, "TV": 0.75, "AV": 0.45, "TAV": 0.70,
+              "fused CE only": 0.50, "+ modality CE": 0.55, "+ Soft-HGR (reference)": 0.56, "+ SDT KL": 0.68,
+              "sdt": 0.69, "concat": 0.66, "late": 0.64}
+    by_name = {v.name: scores.get(v.label, scores["TAV"]) for v in variants}
+    runs = [{"config": name, "seed": seed, "test_weighted_f1": wf1 + 0.01 * seed, "test_accuracy": wf1 + 0.05,
+             "valid_weighted_f1": wf1, "parameters": 1000 + len(name), "wall_time_s": 1.0}
+            for name, wf1 in by_name.items() for seed in (0, 1)]
+    facts = ablations.findings(ablations.results(variants, runs))
+    assert facts["full_wf1"] == pytest.approx(0.705) and facts["full_acc"] == pytest.approx(0.75)
+    assert (facts["best_single"], facts["worst_single"], facts["best_subset"]) == ("T", "V", "TV")
+    assert facts["best_single_wf1"] == pytest.approx(0.605) and facts["best_subset_wf1"] == pytest.approx(0.755)
+    assert facts["fusion_gain"] == pytest.approx(10.0) and facts["fusion_gain_word"] == "higher"
+    assert facts["delta_ce_only"] == pytest.approx(-20.0) and facts["delta_kl"] == pytest.approx(-2.0)
+    assert facts["hgr_ref_vs_mce"] == pytest.approx(1.0)
+    assert facts["best_loss"] == "+ Soft-HGR (correct)" and facts["best_fusion"] == "equal"
+    assert facts["late_delta"] == pytest.approx(-6.0) and facts["sdt_delta"] == pytest.approx(-1.0)
+    assert facts["params_equal"] == 1000 + len(ablations.common_variant(variants).name)
+    assert facts["spread_note"].startswith("With 2 seeds per variant")
+    assert ablations.count_finished(variants, [0, 1], tmp_path) == 0

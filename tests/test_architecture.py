@@ -148,3 +148,26 @@ def test_chapter_data_without_three_modalities_uses_synthetic(tmp_path, monkeypa
 def test_load_run_model_names_the_missing_file(tmp_path):
     with pytest.raises(FileNotFoundError, match="best.pt"):
         arch.load_run_model(tmp_path)
+
+
+def test_stage_table_and_parameter_facts_account_for_every_parameter():
+    model = arch.meta_model(MCEFConfig.paper())
+    blocks = arch.per_block(arch.parameter_table(model))
+    stages = arch.stage_table(blocks)
+    assert stages.loc["cross-attention", "blocks"] == 6 and stages["parameters"].sum() == 20_707_352
+    assert stages["share"].sum() == pytest.approx(1.0)
+    facts = arch.parameter_facts(model)
+    assert facts["table_total"] == facts["counted_total"] == 20_707_352 and facts["table_matches"] == "equal"
+    assert facts["n_blocks"] == len(blocks)
+    assert facts["attention_share"] == pytest.approx(9 * (6 * 512**2 + 10 * 512) / 20_707_352)
+    assert facts["unused_norm"] == 9 * 2 * 512  # one input LayerNorm (weight and bias) per attention block
+    parts = arch.first_block_parts(arch.parameter_table(model), "cross-attention")
+    assert parts["block"].nunique() == 1 and parts["parameters"].sum() == 6 * 512**2 + 10 * 512
+
+
+def test_polynomial_facts_check_the_formula_against_built_models():
+    facts = arch.polynomial_facts(MCEFConfig.paper(), check_hidden=(512,))
+    assert facts["formula"] == facts["reference_formula"] == "73H² + 3068H + 24"
+    assert facts["formula_matches"] == "the same"
+    assert facts["formula_512"] == facts["counted_512"] == 20_707_352
+    assert facts["formula_gate"] and facts["formula_cross"].startswith("6H²")

@@ -114,3 +114,46 @@ def test_standardise_uses_training_statistics_and_copies():
     assert np.allclose(train.mean(axis=0), 0, atol=1e-5) and np.allclose(train.std(axis=0), 1, atol=1e-3)
     assert all(np.array_equal(before[k], d.features["text"]) for k, d in dataset.dialogues.items())
     assert scaled.dialogues.keys() == dataset.dialogues.keys() and scaled.splits == dataset.splits
+
+
+def test_recipe_table_shows_each_committed_config_field():
+    table = rr.recipe_table()
+    assert list(table.index) == list(rr.RECIPE_FIELDS) and list(table.columns) == CORPORA
+    for corpus in CORPORA:
+        config = load_config(rr.CONFIGS[corpus])
+        assert table.loc["model.hidden", corpus] == config.model.hidden
+        assert table.loc["train.lr", corpus] == config.train.lr
+
+
+def test_split_sizes_and_provenance_quote_the_recorded_splits():
+    runs = {corpus: rr.read_runs(ARTIFACTS, corpus) for corpus in CORPORA}
+    seed = rr.SEEDS[0]
+    text = rr.split_sizes(runs, seed)
+    for corpus in CORPORA:
+        for split, sizes in runs[corpus][seed]["data"]["splits"].items():
+            assert f"{split} {sizes['dialogues']} dialogues / {sizes['utterances']} utterances" in text
+    assert text.index("IEMOCAP:") < text.index("MELD:")
+    note = rr.provenance_note("read back", runs, seed)
+    assert note.startswith("**Figures:** read back") and runs["iemocap"][seed]["device"] in note and text in note
+
+
+@pytest.mark.parametrize("corpus", CORPORA)
+def test_result_facts_are_the_rows_in_percent(corpus):
+    rows = rr.result_rows(ARTIFACTS, corpus)
+    runs = rr.read_runs(ARTIFACTS, corpus)
+    facts = rr.result_facts(corpus, rows, runs)
+    assert facts[f"{corpus}_weighted_f1"] == pytest.approx(100 * rows[0]["weighted_f1"])
+    assert facts[f"{corpus}_logistic_macro_f1"] == pytest.approx(100 * rows[2]["macro_f1"])
+    gain = 100 * (rows[0]["weighted_f1"] - rows[2]["weighted_f1"])
+    assert facts[f"{corpus}_gain"] == pytest.approx(abs(gain)) and facts[f"{corpus}_side"] == ("above" if gain >= 0 else "below")
+    assert facts[f"{corpus}_minutes"] == pytest.approx(sum(r["wall_time_s"] for r in runs.values()) / 60)
+    assert facts[f"{corpus}_n"] == len(rr.SEEDS)
+
+
+def test_per_class_and_seed_tables_stack_the_corpora():
+    per_class = {corpus: rr.per_class_rows(ARTIFACTS, corpus) for corpus in CORPORA}
+    shown = rr.per_class_display(per_class)
+    assert list(shown.columns) == ["class", "support", "MCEF F1", "logistic F1"]
+    assert len(shown.loc["MELD"]) == len(per_class["meld"]) and " ± " in shown.iloc[0]["MCEF F1"]
+    seeds = rr.seed_tables(ARTIFACTS)
+    assert list(seeds.loc["IEMOCAP", "seed"]) == list(rr.SEEDS)

@@ -7,6 +7,7 @@ import shutil
 from dataclasses import replace
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -213,3 +214,15 @@ def test_hgr_scaling_states_the_per_dimension_division_of_the_loss():
     raw = with_changes(full, loss={"hgr_per_dim": False})
     assert "not divided by k" in reporting.hgr_scaling(raw)
     assert "reference" in reporting.hgr_scaling(with_changes(full, loss={"hgr_mode": "reference"}))
+
+
+def test_confusion_and_per_class_facts_name_the_extremes():
+    confusion = np.array([[8, 2, 0], [1, 5, 4], [0, 0, 10]])  # rows: true class; two seeds pooled
+    facts = reporting.confusion_facts(confusion, ["a", "b", "c"], n_seeds=2)
+    assert facts["confusion_total"] == 30 and facts["test_support"] == 15
+    assert (facts["best_recall_label"], facts["best_recall"]) == ("c", 1.0)
+    assert (facts["worst_recall_label"], facts["worst_recall"]) == ("b", 0.5)
+    assert (facts["confused_true"], facts["confused_predicted"], facts["confused_share"]) == ("b", "c", 0.4)
+    table = pd.DataFrame({"label": ["a", "b", "c"], "f1_mean": [0.7, 0.2, 0.9], "support": [5, 3, 7]})
+    assert reporting.per_class_f1_facts(table) == {"best_f1_label": "c", "best_f1": 0.9, "worst_f1_label": "b",
+                                                   "worst_f1": 0.2, "worst_f1_support": 3}

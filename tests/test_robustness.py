@@ -6,6 +6,7 @@ import math
 import warnings
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from mcef import robustness
@@ -123,3 +124,44 @@ def test_trained_without_gives_mean_and_sample_std_per_modality():
     dropped = robustness.trained_without(without, runs)
     assert dropped["text"][0] == pytest.approx(0.5) and dropped["text"][1] == pytest.approx(0.02 ** 0.5)
     assert dropped["audio"][0] == pytest.approx(0.5) and math.isnan(dropped["audio"][1])
+
+
+def fake_summary():
+    """A two-seed summary where zeroing text costs 20 points, audio 5, and noise at the top scale 10 and 2."""
+    settings = EfficiencySettings(noise_scales=(1.0, 4.0))
+    wf1 = {("none", "clean"): 0.6, ("text", "zero"): 0.4, ("audio", "zero"): 0.55, ("text", "shuffle"): 0.45,
+           ("audio", "shuffle"): 0.58, ("text", 4.0): 0.5, ("audio", 4.0): 0.58, ("text", 1.0): 0.57, ("audio", 1.0): 0.6}
+    def key(condition):  # noise conditions are told apart by their scale
+        return condition["modality"], condition["scale"] if condition["kind"] == "noise" else condition["kind"] or "clean"
+
+    rows = [{"seed": seed, "modality": c["modality"], "condition": c["condition"], "scale": c["scale"],
+             "accuracy": 0.5, "weighted_f1": wf1[key(c)] + 0.01 * seed}
+            for seed in (0, 1) for c in robustness.conditions(("text", "audio"), settings)]
+    return robustness.summarise_robustness(pd.DataFrame(rows)), settings
+
+
+def test_robustness_findings_and_display_quote_the_summary():
+    summary, settings = fake_summary()
+    facts = robustness.robustness_findings(summary, {"text": (0.5, 0.0), "audio": (0.5, 0.0)}, settings.noise_scales)
+    assert facts["clean_wf1"] == pytest.approx(0.605)
+    assert facts["zero_drop_text"] == pytest.approx(20.0) and facts["zero_drop_audio"] == pytest.approx(5.0)
+    assert facts["noise_drop_text"] == pytest.approx(10.0) and facts["shuffle_drop_audio"] == pytest.approx(2.0)
+    assert (facts["most_needed"], facts["least_needed"], facts["top_scale"]) == ("text", "audio", 4.0)
+    assert facts["zeroed_text"] == pytest.approx(0.405) and facts["retrained_better"] == 1  # text only
+    shown = robustness.robustness_display(summary)
+    assert list(shown.columns) == robustness.ROBUSTNESS_SHOWN and shown.index.names == ["modality", "condition", "scale"]
+    assert shown.loc[("text", robustness.CONDITION_NAMES["zero"], 0.0), "weighted_f1_std"] == pytest.approx(0.007)
+
+
+def test_bench_findings_and_efficiency_display():
+    timing = {"train_epoch_s": 2.34567, "eval_utterances_per_s": 1234.6, "parameters": 99}
+    comparisons = {"cpu": {"ours": timing, "baseline": {**timing, "train_epoch_s": 4.69134, "eval_utterances_per_s": 617.3},
+                           "speedup": 2.0, "device": "cpu", "speedup_vs_published_reference_cpu_epoch": 6.6}}
+    small = robustness.bench_findings(EfficiencySettings(bench_hidden=32), comparisons, "smoke")
+    assert "H = 32 instead of 512" in small["paper_phrase"] and "not comparable" in small["published_note"]
+    assert small["cpu_eval_ratio"] == pytest.approx(2.0) and small["speedups"] == "cpu: 2.00x"
+    paper = robustness.bench_findings(EfficiencySettings(), comparisons, "full")
+    assert paper["paper_phrase"] == "the published configuration (H = 512)" and "6.6 times faster" in paper["published_note"]
+    table = pd.DataFrame([{"device": "cpu", "configuration": "equal", **timing}])
+    shown = robustness.efficiency_display(table)
+    assert shown.loc[("cpu", "equal"), "train_epoch_s"] == 2.346 and shown.loc[("cpu", "equal"), "eval_utterances_per_s"] == 1235
