@@ -353,7 +353,7 @@ def read_tuning(artifacts: str | Path = PROJECT_ROOT / "book" / "results" / "rea
     if not path.is_file():
         return None
     records = json.loads(path.read_text(encoding="utf-8"))
-    return pd.DataFrame([{"change": r["change"], "features": r["features"], "valid acc": r["valid"]["accuracy"],
+    return pd.DataFrame([{"corpus": r.get("corpus", "iemocap"), "change": r["change"], "features": r["features"], "valid acc": r["valid"]["accuracy"],
                           "valid w-F1": r["valid"]["weighted_f1"], "valid macro-F1": r["valid"]["macro_f1"],
                           "selected epoch": r["selected_epoch"], "epochs run": r["epochs_run"]}
                          for r in records]).round(4)
