@@ -192,6 +192,11 @@ def _check(config: ExperimentConfig, where: str) -> ExperimentConfig:
     for key, value in positive.items():
         if value < 1:
             raise ConfigError(f"{where}: {key} must be at least 1, got {value}")
+    non_negative = {"train.early_stopping": config.train.early_stopping,
+                    "train.plateau_patience": config.train.plateau_patience}
+    for key, value in non_negative.items():
+        if value < 0:
+            raise ConfigError(f"{where}: {key} must be 0 (off) or a number of epochs, got {value}")
     if not 0.0 <= config.model.dropout < 1.0:
         raise ConfigError(f"{where}: model.dropout must be in [0, 1), got {config.model.dropout}")
     if not config.name or "/" in config.name or config.name in (".", ".."):

@@ -53,6 +53,8 @@ def test_defaults_and_with_changes():
     ("model.fusion=sum", "model.fusion: expected one of"),
     ("data.modalities=[text, smell]", "data.modalities must be a non-empty subset"),
     ("train.epochs=0", "train.epochs must be at least 1"),
+    ("train.early_stopping=-1", "train.early_stopping must be 0"),
+    ("train.plateau_patience=-2", "train.plateau_patience must be 0"),
     ("train.lr", "expected KEY=VALUE"),
 ])
 def test_bad_overrides_give_clear_errors(override, message):
