@@ -22,6 +22,7 @@ import numpy as np
 
 from mcef.config import ExperimentConfig, load_config
 from mcef.data.dataset import DialogueDataset
+from mcef.train import read_metrics
 from mcef.experiments import aggregate, collect, mean_std, sweep
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -138,12 +139,6 @@ def read_runs(root: str | Path, corpus: str, seeds=SEEDS) -> dict[int, dict]:
     base = Path(root) / config_name(corpus)
     return {seed: json.loads((base / f"seed{seed}" / "summary.json").read_text(encoding="utf-8"))
             for seed in seeds if (base / f"seed{seed}" / "summary.json").is_file()}
-
-
-def read_metrics(run_dir: str | Path) -> list[dict]:
-    """The epoch records of ``run_dir/metrics.jsonl``."""
-    lines = Path(run_dir, "metrics.jsonl").read_text(encoding="utf-8").splitlines()
-    return [json.loads(line) for line in lines if line.strip()]
 
 
 def baseline_path(root: str | Path, corpus: str) -> Path:

@@ -31,6 +31,7 @@ from plotly.subplots import make_subplots
 
 from mcef.config import ExperimentConfig, config_to_dict, load_config, with_changes
 from mcef.data.dataset import DialogueDataset
+from mcef.train import read_metrics as read_metric_records
 from mcef.experiments import aggregate, collect, mean_std, run_dir_of, sweep
 from mcef.plots import SPLIT_COLORS, book_layout
 from mcef.profiles import section_settings
@@ -212,7 +213,7 @@ def read_metrics(run_dir: str | Path) -> pd.DataFrame:
     path = Path(run_dir) / "metrics.jsonl"
     if not path.is_file():
         raise FileNotFoundError(f"{path} does not exist: {str(run_dir)!r} is not a run directory of mcef.train.fit")
-    lines = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    lines = read_metric_records(run_dir)
     if not lines or "epoch" not in lines[0]:
         raise ValueError(f"{path}: expected one JSON object with key 'epoch' per line")
     return pd.DataFrame(lines)

@@ -253,11 +253,12 @@ def deterministic_mode(enabled: bool):
 
 # ----------------------------------------------------------------------------------------------- fit
 
-def _read_metrics(path: Path, up_to_epoch: int) -> list[dict]:
+def read_metrics(run_dir: str | Path) -> list[dict]:
+    """The epoch records of ``run_dir/metrics.jsonl``, in order ([] before the first epoch was written)."""
+    path = Path(run_dir) / "metrics.jsonl"
     if not path.exists():
         return []
-    lines = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    return [line for line in lines if line["epoch"] <= up_to_epoch]
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
 def _write_metrics(path: Path, lines: list[dict]) -> None:
@@ -344,7 +345,7 @@ def fit(config: ExperimentConfig, *, dataset: DialogueDataset | None = None, run
             start_epoch = state["epoch"] + 1
             best_epoch, best_score = state["best_epoch"], state["best_valid_weighted_f1"]
             oracle, prior_seconds = state["oracle"], state["seconds"]
-            history = _read_metrics(metrics_path, state["epoch"])
+            history = [line for line in read_metrics(run_dir) if line["epoch"] <= state["epoch"]]
         else:
             history = []
             for stale in ("metrics.jsonl", "summary.json", "best.pt", "last.pt"):

@@ -10,6 +10,7 @@ from mcef import real_results as rr
 from mcef.config import load_config, with_changes
 from mcef.data import SyntheticConfig, make_synthetic
 from mcef.experiments import aggregate, collect
+from mcef.train import read_metrics
 
 ARTIFACTS = rr.PROJECT_ROOT / "book" / "results" / "real_text"
 CORPORA = list(rr.CONFIGS)
@@ -35,7 +36,7 @@ def test_artifacts_are_complete(corpus):
 def test_selected_epoch_is_the_best_validation_epoch(corpus):
     for seed in rr.SEEDS:
         run_dir = ARTIFACTS / rr.config_name(corpus) / f"seed{seed}"
-        history = rr.read_metrics(run_dir)
+        history = read_metrics(run_dir)
         summary = json.loads((run_dir / "summary.json").read_text())
         scores = [h["valid_weighted_f1"] for h in history]
         assert history[int(np.argmax(scores))]["epoch"] == summary["selected_epoch"]
