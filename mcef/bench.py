@@ -37,11 +37,12 @@ IEMOCAP_DIMS = {"text": 1024, "audio": 1582, "visual": 342}
 REFERENCE_CPU_EPOCH_S = 15.5  # the reference's model + loss, one epoch on this project's 2-core CPU (SEED.md)
 
 
-def bench_dataset(seed: int = 0, dims: dict[str, int] = IEMOCAP_DIMS) -> DialogueDataset:
-    """Random features, speakers and labels shaped like IEMOCAP's training set (every split = those dialogues)."""
+def bench_dataset(seed: int = 0, dims: dict[str, int] = IEMOCAP_DIMS, n_dialogues: int | None = None) -> DialogueDataset:
+    """Random features, speakers and labels shaped like IEMOCAP's training set (every split = those dialogues);
+    ``n_dialogues`` keeps the first that many of IEMOCAP's lengths (a quick check, not a benchmark)."""
     rng = np.random.default_rng(seed)
     dialogues = {}
-    for i, n in enumerate(IEMOCAP_TRAIN_LENGTHS):
+    for i, n in enumerate(IEMOCAP_TRAIN_LENGTHS[:n_dialogues]):
         dialogues[f"d{i:03d}"] = Dialogue(
             id=f"d{i:03d}",
             features={m: rng.standard_normal((n, d), dtype=np.float32) for m, d in dims.items()},
@@ -56,7 +57,7 @@ def bench_dataset(seed: int = 0, dims: dict[str, int] = IEMOCAP_DIMS) -> Dialogu
 def reference_emulation(config: ExperimentConfig) -> ExperimentConfig:
     """``config`` computed the reference's way: padded model, reference Soft-HGR, unsorted batches, fp32."""
     return with_changes(config, name=f"{config.name}-reference", model={"packed": False, "precision": "float32"},
-                        loss={"hgr_mode": "reference"}, train={"bucket": False, "bf16": False})
+                        loss={"hgr_mode": "reference"}, train={"bucket": False})
 
 
 def _peak_rss_mb() -> float:
@@ -86,7 +87,7 @@ class _Variant:
     def __init__(self, config: ExperimentConfig, dataset: DialogueDataset, device: torch.device):
         from mcef.data import DialogueLoader
         from mcef.model import MCEF
-        from mcef.train import autocast_for, class_weights, make_objective, model_config, seed_everything
+        from mcef.train import class_weights, make_objective, model_config, seed_everything
 
         seed_everything(config.train.seed)
         self.config, self.dataset, self.device = config, dataset, device
@@ -98,7 +99,6 @@ class _Variant:
         self.loader = DialogueLoader(dataset, "train", batch_size=config.train.batch_size, shuffle=True,
                                      bucket=config.train.bucket, modalities=tuple(mcfg.modalities), device=device,
                                      seed=config.train.seed)
-        self.autocast = autocast_for(device, config.train.bf16)
         self.train_seconds: list[float] = []
         self.eval_seconds: list[float] = []
 
@@ -108,7 +108,7 @@ class _Variant:
 
         _synchronize(self.device)
         tick = time.perf_counter()
-        run_epoch(self.model, self.loader, self.objective, self.dataset.n_classes, autocast=self.autocast,
+        run_epoch(self.model, self.loader, self.objective, self.dataset.n_classes,
                   optimizer=self.optimizer if train else None)
         _synchronize(self.device)
         return time.perf_counter() - tick
@@ -121,7 +121,7 @@ class _Variant:
         return {
             "config": c.name, "hidden": c.model.hidden, "packed": c.model.packed, "precision": c.model.precision,
             "hgr_mode": c.loss.hgr_mode,
-            "bucket": c.train.bucket, "bf16": c.train.bf16 and self.device.type == "cuda",
+            "bucket": c.train.bucket,
             "parameters": count_parameters(self.model),
             "train_epoch_s": statistics.median(self.train_seconds), "train_epoch_s_all": self.train_seconds,
             "eval_utterances_per_s": n_utterances / statistics.median(self.eval_seconds),
@@ -164,19 +164,23 @@ def _cpu_peak_memory_mb(config: ExperimentConfig, dataset: DialogueDataset) -> t
 
 def bench(config: ExperimentConfig, *, device: str = "auto", epochs: int = 3, warmup: int = 1,
           baseline: str | None = None, json_path: str | Path | None = None, seed: int = 0,
-          memory: bool = True, dataset: DialogueDataset | None = None) -> dict:
+          memory: bool = True, dataset: DialogueDataset | None = None, n_dialogues: int | None = None,
+          dims: dict[str, int] | None = None) -> dict:
     """Benchmark ``config`` (and, with ``baseline="reference"``, the reference emulation) on IEMOCAP-shaped data.
 
     The variants' epochs are timed alternately (ours, baseline, ours, ...) so that both see the same machine
     load. Returns (and optionally writes as JSON) the figures; the speed-up is baseline seconds / our seconds.
     ``dataset`` replaces the IEMOCAP-shaped data (its training split is timed; for tests); ``memory=False`` skips
-    the peak-memory measurement (one more training epoch per variant, each with a fresh model).
+    the peak-memory measurement (one more training epoch per variant, each with a fresh model). ``n_dialogues`` and
+    ``dims`` shrink the IEMOCAP-shaped data (a quick check of the command, e.g. ``scripts/gpu_check.sh --dry``).
     """
     custom = dataset
     if baseline not in (None, "reference"):
         raise ValueError(f"bench: unknown baseline {baseline!r}; expected 'reference' or none")
+    if epochs < 1 or warmup < 0:
+        raise ValueError(f"bench: expected epochs >= 1 and warmup >= 0, got epochs={epochs}, warmup={warmup}")
     resolved = resolve_device(device)
-    dataset = custom or bench_dataset(seed)
+    dataset = custom or bench_dataset(seed, dims or IEMOCAP_DIMS, n_dialogues)
     configs = {"ours": config}
     if baseline == "reference":
         configs["baseline"] = reference_emulation(config)
@@ -191,8 +195,9 @@ def bench(config: ExperimentConfig, *, device: str = "auto", epochs: int = 3, wa
         "device": describe_device(resolved),
         "torch_threads": torch.get_num_threads(),
         "torch_version": torch.__version__,
-        "data": (f"{len(IEMOCAP_TRAIN_LENGTHS)} random dialogues, IEMOCAP training lengths "
-                 f"({sum(IEMOCAP_TRAIN_LENGTHS)} utterances), dims {IEMOCAP_DIMS}, batch {config.train.batch_size}"
+        "data": (f"{len(dataset.dialogues)} random dialogues, IEMOCAP training lengths "
+                 f"({sum(len(d) for d in dataset.dialogues.values())} utterances), dims {dataset.dims}, "
+                 f"batch {config.train.batch_size}"
                  if custom is None else f"{dataset.source or dataset.name}, training split, batch "
                  f"{config.train.batch_size}"),
         "method": f"median of {epochs} epochs after {warmup} warm-up epoch(s), variants alternating epoch by epoch; "
@@ -204,7 +209,7 @@ def bench(config: ExperimentConfig, *, device: str = "auto", epochs: int = 3, wa
     if "baseline" in result:
         result["ratio_ours_over_baseline"] = result["ours"]["train_epoch_s"] / result["baseline"]["train_epoch_s"]
         result["speedup"] = result["baseline"]["train_epoch_s"] / result["ours"]["train_epoch_s"]
-    if resolved.type == "cpu" and custom is None and config.model.hidden == 512:  # the reference's measured size
+    if resolved.type == "cpu" and custom is None and n_dialogues is None and dims is None and config.model.hidden == 512:  # the reference's measured size
         result["speedup_vs_published_reference_cpu_epoch"] = REFERENCE_CPU_EPOCH_S / result["ours"]["train_epoch_s"]
     if json_path is not None:
         write_json_atomic(json_path, result)
@@ -223,7 +228,7 @@ def format_bench(result: dict) -> str:
         if key in result:
             r = result[key]
             lines.append(f"{key:9s} {r['config']}: H={r['hidden']} packed={r['packed']} hgr={r['hgr_mode']} "
-                         f"precision={r['precision']} cuda-bf16={r['bf16']} | train epoch {r['train_epoch_s']:.3f} s | evaluation "
+                         f"precision={r['precision']} | train epoch {r['train_epoch_s']:.3f} s | evaluation "
                          f"{r['eval_utterances_per_s']:.0f} utt/s | peak memory {_mib(r['peak_memory_mb'])} | "
                          f"{r['parameters']:,} parameters")
     if "speedup" in result:

@@ -12,7 +12,7 @@ _COMMAND_MODULES = (
     "mcef.data.cli",
     "mcef.features.cli",
     "mcef.cli_train",
-    "mcef.book",
+    "mcef.book.runner",
 )
 
 

@@ -37,7 +37,7 @@ def _train(args) -> int:
         overrides.append(f"train.device={args.device}")
     config = load_config(args.config, overrides)
     summary = fit(config, run_dir=args.run_dir, runs_root=args.runs_root, resume=args.resume,
-                  progress=False if args.quiet else None)
+                  reuse=not args.retrain, progress=False if args.quiet else None)
     test, oracle = summary["test"], summary["oracle_best_test"]
     print(f"run {summary['name']}: selected epoch {summary['selected_epoch']} (validation weighted-F1 "
           f"{summary['valid']['weighted_f1']:.4f}); test accuracy {test['accuracy']:.4f}, weighted-F1 "
@@ -80,9 +80,17 @@ def _bench(args) -> int:
     from mcef.config import load_config
 
     config = load_config(args.config, args.overrides)
+    dims = dict(zip(("text", "audio", "visual"), args.dims)) if args.dims else None
     result = bench(config, device=args.device, epochs=args.epochs, warmup=args.warmup, baseline=args.baseline,
-                   json_path=args.json)
+                   json_path=args.json, n_dialogues=args.dialogues, dims=dims)
     print(format_bench(result))
+    return 0
+
+
+def _runs_list(args) -> int:
+    from mcef.runs import runs_table
+
+    print(runs_table(args.root))
     return 0
 
 
@@ -98,6 +106,8 @@ def add_commands(sub) -> None:
     p.add_argument("--runs-root", default="runs", help="parent of the run directory (default: runs)")
     p.add_argument("--run-dir", help="run directory (default: RUNS_ROOT/<config name>)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run from its last checkpoint")
+    p.add_argument("--retrain", action="store_true",
+                   help="train even when the run directory holds a finished run of the same digest (default: reuse it)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_train)
 
@@ -116,8 +126,8 @@ def add_commands(sub) -> None:
     p.set_defaults(func=_predict)
 
     p = sub.add_parser("sweep", help="train a grid of configs x seeds and aggregate",
-                       description="Train every config with every seed under ROOT/<name>/seed<k>/ (finished runs "
-                                   "are skipped) and print mean ± std over seeds per config.")
+                       description="Train every config with every seed under ROOT/<name>/seed<k>/ (a finished run "
+                                   "of the same digest is reused, a run of another digest set aside and retrained) and print mean ± std over seeds per config.")
     _add_config_args(p, many=True)
     p.add_argument("--seeds", type=int, nargs="+", default=[0], help="seeds (default: 0)")
     p.add_argument("--root", default="runs/sweep", help="root of the runs (default: runs/sweep)")
@@ -134,4 +144,15 @@ def add_commands(sub) -> None:
     p.add_argument("--warmup", type=int, default=1, help="untimed warm-up epochs (default: 1)")
     p.add_argument("--baseline", choices=["reference"], help="also time the reference's computation side by side")
     p.add_argument("--json", metavar="PATH", help="also write the figures as JSON")
+    p.add_argument("--dialogues", type=int, help="keep the first N of IEMOCAP's 120 dialogue lengths (a quick check)")
+    p.add_argument("--dims", type=int, nargs=3, metavar=("TEXT", "AUDIO", "VISUAL"),
+                   help="feature dims instead of IEMOCAP's 1024 1582 342 (a quick check)")
     p.set_defaults(func=_bench)
+
+    runs = sub.add_parser("runs", help="the run store: list runs",
+                          description="Runs are directories identified by a digest of their defining config, the "
+                                      "fingerprint of their data and the package version (mcef.runs).")
+    runs_sub = runs.add_subparsers(dest="runs_command", metavar="SUBCOMMAND", required=True)
+    p = runs_sub.add_parser("list", help="name, digest, data, status and selected metric of every run under ROOT")
+    p.add_argument("root", help="a run root, e.g. runs or book/results/real_text")
+    p.set_defaults(func=_runs_list)

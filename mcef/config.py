@@ -1,5 +1,8 @@
 """Experiment configuration: four frozen sections (data, model, loss, train), YAML in and out, dotted overrides.
 
+The model section is :class:`mcef.model.MCEFConfig` itself and the loss section :class:`mcef.losses.LossWeights`
+itself, with their own defaults and validation; the data section embeds :class:`mcef.features.text.TextFeatureConfig`.
+
 A config file only lists what differs from the defaults below; ``save_config`` always writes every field, so the
 ``config.yaml`` of a run reloads to exactly the config that produced it.
 """
@@ -16,7 +19,9 @@ from typing import Any, Literal
 
 import yaml
 
-from mcef.data.dataset import MODALITIES
+from mcef.features.text import TextFeatureConfig
+from mcef.losses import LossWeights
+from mcef.model import MCEFConfig
 
 
 class ConfigError(ValueError):
@@ -25,41 +30,16 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class DataConfig:
-    """Where the dialogues come from and which modalities the model sees."""
+    """Where the dialogues come from and how they become feature vectors (every field defines the data)."""
 
     path: str | None = None  # feature file or directory; None = discovered data (else synthetic); "synthetic" = synthetic
-    modalities: tuple[str, ...] | None = None  # subset of text/audio/visual; None = every modality of the dataset
     text_layer: str = "videoText"  # which text feature layer of an SDT-style pickle to read
     valid_fraction: float = 0.1  # share of training dialogues held out when the file has no valid split
     split_seed: int = 0  # seed of that held-out draw
     synthetic: dict = field(default_factory=dict)  # overrides of mcef.data.SyntheticConfig for the synthetic data
-
-
-@dataclass(frozen=True)
-class ModelConfig:
-    """Architecture hyper-parameters; input sizes, speakers and classes come from the dataset."""
-
-    hidden: int = 512  # H: width of every stream (the paper's model; SDT uses 1024)
-    n_heads: int = 8  # heads of each cross-modal attention block
-    n_self_heads: int = 4  # heads of each self-attention block (n_heads / 2 in MCEF)
-    dropout: float = 0.5
-    fusion: Literal["equal", "sdt", "concat", "late"] = "equal"  # how the three streams become one
-    pre_norm: bool = False  # LayerNorm at each block's input (the reference builds it but never applies it)
-    packed: bool = True  # position-wise layers on real utterances only; False = the reference's padded compute
-    precision: Literal["float32", "bfloat16"] = "float32"  # bfloat16 = matmuls autocast to bf16 on any device (fp32 weights)
-
-
-@dataclass(frozen=True)
-class LossConfig:
-    """Weights of the training objective (mcef.losses.LossWeights), the reference's by default."""
-
-    fused_ce: float = 0.3  # cross-entropy of the fused classifier
-    modality_ce: float = 0.1  # cross-entropy of each per-modality head (summed over heads)
-    soft_hgr: float = 0.4  # Soft-HGR correlation term
-    kl: float = 0.0  # self-distillation KL from the fused head to each modality head (SDT)
-    hgr_mode: Literal["correct", "reference"] = "correct"  # "reference" reproduces the published (defective) loss
-    hgr_per_dim: bool = True  # correct mode: Soft-HGR divided by the feature size (False = raw sum over k dims)
-    temperature: float = 1.0  # distillation temperature
+    text: TextFeatureConfig = field(default_factory=TextFeatureConfig)  # transcripts -> vectors (transcripts only)
+    standardise: bool = False  # z-score every feature dimension with training-split statistics
+    cache_dir: str = "data/cache"  # where encoded transcripts are cached (relative to the working directory)
 
 
 @dataclass(frozen=True)
@@ -76,7 +56,6 @@ class TrainConfig:
     class_weights: Literal["auto", "reference", "train", "none"] = "auto"  # auto = reference priors on IEMOCAP-6, else train
     seed: int = 0  # seeds torch, numpy, python and the loader's shuffles
     device: str = "auto"  # auto = cuda, then mps, then cpu
-    bf16: bool = True  # bf16 autocast on CUDA (ignored elsewhere)
     deterministic: bool = True  # torch.use_deterministic_algorithms(True, warn_only=True)
     bucket: bool = False  # batch dialogues of similar length together (less padding)
     record_oracle_test: bool = True  # evaluate test every epoch for the oracle_best_test record only (never selects)
@@ -90,9 +69,16 @@ class ExperimentConfig:
 
     name: str = "run"  # run directory name under the runs root
     data: DataConfig = field(default_factory=DataConfig)
-    model: ModelConfig = field(default_factory=ModelConfig)
-    loss: LossConfig = field(default_factory=LossConfig)
+    model: MCEFConfig = field(default_factory=MCEFConfig)  # the network's own config; unset sizes come from the data
+    loss: LossWeights = field(default_factory=LossWeights)
     train: TrainConfig = field(default_factory=TrainConfig)
+
+
+# Fields of earlier versions of the schema, and where they went.
+MOVED = {
+    "data.modalities": "data.modalities is now model.modalities (the model section is MCEFConfig itself)",
+    "train.bf16": "train.bf16 is gone: model.precision (float32 or bfloat16) sets the precision on every device",
+}
 
 
 def _type_name(tp: Any) -> str:
@@ -166,6 +152,9 @@ def _build(cls: type, mapping: Any, source: str, prefix: str = "") -> Any:
     hints = typing.get_type_hints(cls)
     names = [f.name for f in dataclasses.fields(cls)]
     unknown = [k for k in mapping if k not in names]
+    moved = [MOVED[prefix + k] for k in unknown if prefix + k in MOVED]
+    if moved:
+        raise ConfigError(f"{source}: {moved[0]}")
     if unknown:
         raise ConfigError(f"{source}: unknown key {prefix + str(unknown[0])!r}; expected one of "
                           f"{[prefix + n for n in names]}")
@@ -176,19 +165,16 @@ def _build(cls: type, mapping: Any, source: str, prefix: str = "") -> Any:
                 values[name] = _build(hints[name], mapping[name], source, f"{prefix}{name}.")
             else:
                 values[name] = _coerce(mapping[name], hints[name], f"{source}: {prefix}{name}")
-    return cls(**values)
+    try:
+        return cls(**values)
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"{source}: {prefix.rstrip('.') or 'config'}: {err}") from None
 
 
 def _check(config: ExperimentConfig, where: str) -> ExperimentConfig:
     """Checks that need more than one field's type."""
-    if config.data.modalities is not None:
-        bad = [m for m in config.data.modalities if m not in MODALITIES]
-        if bad or not config.data.modalities:
-            raise ConfigError(f"{where}: data.modalities must be a non-empty subset of {list(MODALITIES)}, "
-                              f"got {list(config.data.modalities)}")
     positive = {"train.epochs": config.train.epochs, "train.batch_size": config.train.batch_size,
-                "model.hidden": config.model.hidden, "model.n_heads": config.model.n_heads,
-                "model.n_self_heads": config.model.n_self_heads, "train.checkpoint_every": config.train.checkpoint_every}
+                "train.checkpoint_every": config.train.checkpoint_every}
     for key, value in positive.items():
         if value < 1:
             raise ConfigError(f"{where}: {key} must be at least 1, got {value}")
@@ -197,8 +183,6 @@ def _check(config: ExperimentConfig, where: str) -> ExperimentConfig:
     for key, value in non_negative.items():
         if value < 0:
             raise ConfigError(f"{where}: {key} must be 0 (off) or a number of epochs, got {value}")
-    if not 0.0 <= config.model.dropout < 1.0:
-        raise ConfigError(f"{where}: model.dropout must be in [0, 1), got {config.model.dropout}")
     if not config.name or "/" in config.name or config.name in (".", ".."):
         raise ConfigError(f"{where}: name must be a plain directory name, got {config.name!r}")
     return config

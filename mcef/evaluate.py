@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -22,12 +23,13 @@ PREDICTION_FORMATS = (".csv", ".json")
 def load_run(run_dir: str | Path, *, device: str | torch.device = "auto", checkpoint: str = "best.pt"):
     """(config, model in eval mode, checkpoint dict) of the run in ``run_dir``."""
     from mcef.model import MCEF, MCEFConfig
+    from mcef.train import load_checkpoint
 
     path = Path(run_dir) / checkpoint
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such checkpoint; is {str(run_dir)!r} a finished run directory?")
     device = resolve_device(device)
-    state = torch.load(path, map_location=device, weights_only=False)
+    state = load_checkpoint(path, device)
     config = config_from_dict(state["config"], str(path))
     model = MCEF(MCEFConfig(**state["model_config"])).to(device)
     model.load_state_dict(state["model"])
@@ -38,14 +40,11 @@ def load_run(run_dir: str | Path, *, device: str | torch.device = "auto", checkp
 def _resolve_dataset(config: ExperimentConfig, data: DialogueDataset | str | Path | None) -> DialogueDataset:
     if isinstance(data, DialogueDataset):
         return data
-    if data is None:
-        from mcef.train import load_data
+    from mcef.features.pipeline import load_data
 
-        return load_data(config)[0]
-    from mcef.data import load_dataset
-
-    d = config.data
-    return load_dataset(data, text_layer=d.text_layer, valid_fraction=d.valid_fraction, split_seed=d.split_seed)
+    # Another file goes through the run's own data pipeline (text encoder, standardisation), only its path differs.
+    data_section = config.data if data is None else replace(config.data, path=str(data))
+    return load_data(data_section, device=config.train.device)[0]
 
 
 def _check_compatible(state: dict, dataset: DialogueDataset, run_dir) -> tuple[str, ...]:
@@ -72,17 +71,27 @@ def evaluate(run_dir: str | Path, dataset: DialogueDataset | str | Path | None =
     ``dataset`` is a DialogueDataset, a feature file for ``load_dataset``, or None for the run's own data.
     """
     from mcef.data import DialogueLoader
-    from mcef.train import autocast_for, class_weights, make_objective, run_epoch
+    from mcef.runs import data_fingerprint
+    from mcef.train import class_weights, make_objective, run_epoch
 
     config, model, state = load_run(run_dir, device=device, checkpoint=checkpoint)
+    own_data = dataset is None
     dataset = _resolve_dataset(config, dataset)
     modalities = _check_compatible(state, dataset, run_dir)
+    fingerprint = data_fingerprint(dataset)
+    trained_on = state.get("identity", {}).get("data_fingerprint")
+    if own_data and trained_on is not None and fingerprint != trained_on:
+        raise DataError(f"{run_dir}: the run's own data (data section of its config.yaml) no longer has the content "
+                        f"it was trained on (fingerprint {fingerprint}, trained on {trained_on}); pass the data to "
+                        f"evaluate explicitly to score the run on it")
     device = next(model.parameters()).device
     loader = DialogueLoader(dataset, split, batch_size=config.train.batch_size, modalities=modalities, device=device)
     objective = make_objective(config, class_weights(config, dataset), device)
-    result = run_epoch(model, loader, objective, dataset.n_classes, autocast=autocast_for(device, config.train.bf16))
+    result = run_epoch(model, loader, objective, dataset.n_classes)
     losses = {k: v for k, v in result.items() if k.startswith("loss")}
-    return {"split": split, "epoch": state["epoch"], **losses, **scores(result["confusion_matrix"], dataset.label_names)}
+    return {"split": split, "epoch": state["epoch"], "data_fingerprint": fingerprint,
+            "same_data_as_training": fingerprint == trained_on, **losses,
+            **scores(result["confusion_matrix"], dataset.label_names)}
 
 
 def predict(run_dir: str | Path, data: DialogueDataset | str | Path, out_path: str | Path, *,
@@ -93,7 +102,6 @@ def predict(run_dir: str | Path, data: DialogueDataset | str | Path, out_path: s
     or "" when unknown), predicted (label name) and ``p_<label>`` per class. Returns the rows.
     """
     from mcef.data import DialogueLoader
-    from mcef.train import autocast_for
 
     out_path = Path(out_path)
     if out_path.suffix.lower() not in PREDICTION_FORMATS:
@@ -109,7 +117,7 @@ def predict(run_dir: str | Path, data: DialogueDataset | str | Path, out_path: s
         loader = DialogueLoader(dataset, split, batch_size=config.train.batch_size, modalities=modalities,
                                 device=device)
         for batch in loader:
-            with torch.no_grad(), autocast_for(device, config.train.bf16):
+            with torch.no_grad():
                 logits = model(batch).fused_logits
             probabilities = torch.softmax(logits.float(), dim=-1).tolist()  # (B, T, C): one transfer per batch
             for row, dialogue_id in enumerate(batch.dialogue_ids):

@@ -35,13 +35,17 @@ def run_dir_of(root: str | Path, config: ExperimentConfig) -> Path:
 
 
 def sweep(configs: Iterable[ExperimentConfig | str | os.PathLike], seeds: Iterable[int], root: str | Path = "runs/sweep",
-          *, overrides: tuple[str, ...] = (), dataset=None, progress: bool | None = None) -> list[dict]:
-    """Train every config with every seed (skipping runs whose summary.json exists); return :func:`aggregate`.
+          *, overrides: tuple[str, ...] = (), dataset=None, progress: bool | None = None, retrain: bool = True,
+          log=print) -> list[dict]:
+    """Train every config with every seed into ``root/<name>/seed<seed>/``; return :func:`aggregate`.
 
-    ``configs`` are ExperimentConfigs or YAML paths (``overrides`` apply to the paths); ``dataset`` replaces the
-    configs' own data for every run.
+    A finished run is reused only when its digest (:mod:`mcef.runs`) matches, a partial one of the same digest is
+    resumed. A run of another digest is set aside as ``seed<seed>.stale-<digest>`` (never deleted) and trained again,
+    or, with ``retrain=False``, refused with a ConfigError naming the fields that differ. ``configs`` are
+    ExperimentConfigs or YAML paths (``overrides`` apply to the paths); ``dataset`` replaces the configs' own data.
     """
-    from mcef.train import fit
+    from mcef.runs import RunIdentity, data_fingerprint, explain_mismatch, read_run
+    from mcef.train import fit, load_data
 
     loaded = [c if isinstance(c, ExperimentConfig) else load_config(c, overrides) for c in configs]
     names = [c.name for c in loaded]
@@ -50,12 +54,24 @@ def sweep(configs: Iterable[ExperimentConfig | str | os.PathLike], seeds: Iterab
         raise ConfigError(f"sweep: several configs are named {duplicates}; give each a distinct `name`")
     seeds = list(seeds)
     for config in loaded:
+        data, description = (dataset, None) if dataset is not None else load_data(config)
+        fingerprint = data_fingerprint(data)
         for seed in seeds:
             run = with_changes(config, train={"seed": seed})
             run_dir = run_dir_of(root, run)
-            if (run_dir / "summary.json").exists():
-                continue
-            fit(run, dataset=dataset, run_dir=run_dir, resume=True, progress=progress)
+            identity = RunIdentity.of(run, fingerprint)
+            stored = read_run(run_dir) if run_dir.is_dir() else None
+            if stored is not None and stored.status != "empty" and (
+                    stored.identity is None or stored.identity.digest != identity.digest):
+                reason = explain_mismatch(stored, run, identity)
+                if not retrain:
+                    raise ConfigError(f"sweep: {reason}; rerun with retrain to train it again")
+                aside = run_dir.with_name(f"{run_dir.name}.stale-{stored.identity.digest[:8] if stored.identity else 'old'}")
+                while aside.exists():
+                    aside = aside.with_name(aside.name + "+")
+                run_dir.rename(aside)
+                log(f"[sweep] {reason}: set aside as {aside.name}, training again")
+            fit(run, dataset=data, data_description=description, run_dir=run_dir, resume=True, progress=progress)
     return aggregate(collect(root, names=names, seeds=seeds))
 
 
@@ -74,6 +90,8 @@ def collect(root: str | Path, *, names: Iterable[str] | None = None, seeds: Iter
     wanted_seeds = None if seeds is None else {int(s) for s in seeds}
     runs = []
     for path in sorted(root.glob("*/seed*/summary.json")):
+        if not path.parent.name[len("seed"):].isdigit():
+            continue  # a run set aside by sweep (seed<k>.stale-<digest>)
         name, seed = path.parent.parent.name, int(path.parent.name[len("seed"):])
         if (wanted_names is not None and name not in wanted_names) or (wanted_seeds is not None and seed not in wanted_seeds):
             continue

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -106,7 +107,7 @@ class LossWeights:
     modality_ce: float = 0.1  # cross-entropy of each modality head (applied to their sum)
     soft_hgr: float = 0.4  # Soft-HGR term (its negative objective in "correct" mode, |reference| in "reference")
     kl: float = 0.0  # self-distillation from the fused head to each modality head (SDT uses 1)
-    hgr_mode: str = "correct"  # "correct" (Wang et al.) or "reference" (the published defective copy)
+    hgr_mode: Literal["correct", "reference"] = "correct"  # Wang et al.'s, or the published defective copy
     hgr_per_dim: bool = True  # correct mode: divide the objective by the feature size k before weighting
     temperature: float = 1.0  # self-distillation temperature T
 
@@ -125,6 +126,7 @@ class Objective:
     "hgr_loss": the unweighted Soft-HGR term in the total (-soft_hgr, divided by the feature size k when
     ``hgr_per_dim``, or the reference's |loss|);
     "kl": self-distillation summed over modality heads. Terms with weight 0 are computed without gradient.
+    Every term is computed in float32 (the model returns float32 outputs; no autocast reaches the losses).
     Soft-HGR terms are zero with fewer than two modalities.
     """
 
@@ -133,6 +135,11 @@ class Objective:
         self.class_weights = class_weights
 
     def __call__(self, output, batch: Batch) -> dict[str, Tensor]:
+        # Every term in float32 whatever the network's precision: an autocast around the caller ends here.
+        with torch.autocast(output.fused_logits.device.type, enabled=False):
+            return self._terms(output, batch)
+
+    def _terms(self, output, batch: Batch) -> dict[str, Tensor]:
         w, mask, labels = self.weights, output.mask, batch.labels
         terms = {"fused_ce": masked_cross_entropy(output.fused_logits, labels, mask, self.class_weights)}
         for m, logits in output.logits.items():

@@ -23,8 +23,9 @@ In float32 an epoch is then bound by its matmuls; ``precision="bfloat16"`` autoc
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from functools import cached_property
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -56,76 +57,79 @@ class MCEFConfig:
       into its head; the fused logits are the average of the modality heads' logits.
     """
 
-    modalities: tuple[str, ...] = MODALITIES  # modalities used, any non-empty subset of MODALITIES
-    input_dims: tuple[int, ...] = (1024, 1582, 342)  # feature dimension of each modality, aligned with modalities
+    modalities: tuple[str, ...] | None = None  # any non-empty subset of MODALITIES; None = every modality of the data
+    input_dims: tuple[int, ...] | None = None  # feature size per modality, aligned with modalities; None = the data's
     hidden: int = 512  # H: width of every stream (the paper's 20.7M model; the reference code defaults to 1024)
     n_heads: int = 8  # heads of the cross-attention blocks (and of every block in "sdt" and "concat")
     n_self_heads: int = 4  # heads of the self-attention blocks in "equal" and "late"
     dropout: float = 0.5  # dropout on block inputs, attention weights, residual branches and modality heads
-    n_speakers: int = 2  # speakers per dataset; the embedding gets one extra row for padding
-    n_classes: int = 6  # emotion classes
-    fusion: str = "equal"  # "equal" | "sdt" | "concat" | "late" (see the class docstring)
+    n_speakers: int | None = None  # speakers per dataset (the embedding gets one extra row for padding); None = the data's
+    n_classes: int | None = None  # emotion classes; None = the data's
+    fusion: Literal["equal", "sdt", "concat", "late"] = "equal"  # see the class docstring
     pre_norm: bool = False  # apply each block's input LayerNorm; the reference builds it but its one-layer encoders never apply it
     packed: bool = True  # compute position-wise layers on valid utterances only; False = padded grid like the reference
-    precision: str = "float32"  # "float32" | "bfloat16": autocast matmuls to bf16 (fp32 weights, norms, softmax, outputs)
+    precision: Literal["float32", "bfloat16"] = "float32"  # autocast of the network (fp32 weights, norms, softmax, outputs, losses)
 
     def __post_init__(self):
-        object.__setattr__(self, "modalities", tuple(self.modalities))
-        object.__setattr__(self, "input_dims", tuple(int(d) for d in self.input_dims))
-        if not self.modalities:
-            raise ValueError("MCEFConfig.modalities: expected a non-empty subset of " f"{MODALITIES}, got ()")
-        unknown = [m for m in self.modalities if m not in MODALITIES]
-        if unknown or len(set(self.modalities)) != len(self.modalities):
-            raise ValueError(f"MCEFConfig.modalities: expected distinct names from {MODALITIES}, got {self.modalities}")
-        if len(self.input_dims) != len(self.modalities):
-            raise ValueError(
-                f"MCEFConfig.input_dims: expected one dimension per modality {self.modalities}, got {self.input_dims}"
-            )
+        if self.modalities is not None:
+            object.__setattr__(self, "modalities", tuple(self.modalities))
+            unknown = [m for m in self.modalities if m not in MODALITIES]
+            if not self.modalities or unknown or len(set(self.modalities)) != len(self.modalities):
+                raise ValueError(f"modalities: expected distinct names from {MODALITIES}, got {self.modalities}")
+        if self.input_dims is not None:
+            object.__setattr__(self, "input_dims", tuple(int(d) for d in self.input_dims))
+            if self.modalities is not None and len(self.input_dims) != len(self.modalities):
+                raise ValueError(f"input_dims: expected one dimension per modality {self.modalities}, got {self.input_dims}")
         if self.precision not in PRECISIONS:
-            raise ValueError(f"MCEFConfig.precision: expected one of {tuple(PRECISIONS)}, got {self.precision!r}")
+            raise ValueError(f"precision: expected one of {tuple(PRECISIONS)}, got {self.precision!r}")
         if self.fusion not in FUSIONS:
-            raise ValueError(f"MCEFConfig.fusion: expected one of {FUSIONS}, got {self.fusion!r}")
+            raise ValueError(f"fusion: expected one of {FUSIONS}, got {self.fusion!r}")
+        if self.hidden < 1:
+            raise ValueError(f"hidden: expected at least 1, got {self.hidden}")
         for name in ("n_heads", "n_self_heads"):
             heads = getattr(self, name)
             if heads < 1 or self.hidden % heads:
-                raise ValueError(f"MCEFConfig.{name}: expected a divisor of hidden={self.hidden}, got {heads}")
+                raise ValueError(f"{name}: expected a divisor of hidden={self.hidden}, got {heads}")
         if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"MCEFConfig.dropout: expected a probability in [0, 1), got {self.dropout}")
-        if self.n_speakers < 1 or self.n_classes < 2:
-            raise ValueError(
-                f"MCEFConfig: expected n_speakers >= 1 and n_classes >= 2, got {self.n_speakers} and {self.n_classes}"
-            )
+            raise ValueError(f"dropout: expected a probability in [0, 1), got {self.dropout}")
+        if (self.n_speakers is not None and self.n_speakers < 1) or (self.n_classes is not None and self.n_classes < 2):
+            raise ValueError(f"expected n_speakers >= 1 and n_classes >= 2, got {self.n_speakers} and {self.n_classes}")
+
+    @property
+    def is_resolved(self) -> bool:
+        """Whether every size the data would otherwise give is set (what :class:`MCEF` needs)."""
+        return None not in (self.modalities, self.input_dims, self.n_speakers, self.n_classes)
 
     @classmethod
     def paper(cls, **overrides) -> "MCEFConfig":
         """The published configuration (IEMOCAP dims 1024/1582/342, H=512, 8 heads, 4 self heads,
         dropout 0.5, 2 speakers, 6 classes), with ``overrides`` applied."""
-        return replace(cls(), **overrides)
+        values = dict(modalities=MODALITIES, input_dims=(1024, 1582, 342), n_speakers=2, n_classes=6)
+        return cls(**{**values, **overrides})
+
+    def for_dataset(self, dataset) -> "MCEFConfig":
+        """This config with every unset size taken from ``dataset`` (a :class:`mcef.data.dataset.DialogueDataset`);
+        a size that is set must agree with the dataset, else a ValueError says which and why."""
+        modalities = self.modalities or dataset.modalities
+        missing = [m for m in modalities if m not in dataset.dims]
+        if missing:
+            raise ValueError(f"modalities: {list(modalities)} asked for, but dataset {dataset.name!r} "
+                             f"({dataset.source}) has only {list(dataset.modalities)}")
+        dims = tuple(dataset.dims[m] for m in modalities)
+        checks = (("input_dims", self.input_dims, dims), ("n_classes", self.n_classes, dataset.n_classes))
+        for name, wanted, actual in checks:
+            if wanted is not None and wanted != actual:
+                raise ValueError(f"{name}: the config says {wanted}, dataset {dataset.name!r} has {actual}")
+        if self.n_speakers is not None and self.n_speakers < dataset.n_speakers:
+            raise ValueError(f"n_speakers: the config says {self.n_speakers}, dataset {dataset.name!r} has "
+                             f"{dataset.n_speakers}")
+        return replace(self, modalities=tuple(modalities), input_dims=dims,
+                       n_speakers=self.n_speakers or dataset.n_speakers, n_classes=dataset.n_classes)
 
     @classmethod
     def from_dataset(cls, dataset, **overrides) -> "MCEFConfig":
-        """A configuration whose modalities, input dims, speakers and classes come from ``dataset``
-        (a :class:`mcef.data.dataset.DialogueDataset`). Overriding ``modalities`` alone picks those
-        modalities' dims from the dataset."""
-        known = {f.name for f in fields(cls)}
-        bad = sorted(set(overrides) - known)
-        if bad:
-            raise TypeError(f"MCEFConfig.from_dataset: unknown fields {bad}; known: {sorted(known)}")
-        modalities = tuple(overrides.pop("modalities", dataset.modalities))
-        missing = [m for m in modalities if m not in dataset.dims]
-        if missing:
-            raise ValueError(
-                f"MCEFConfig.from_dataset: dataset {dataset.name!r} has modalities {dataset.modalities}, "
-                f"not {missing}"
-            )
-        values = dict(
-            modalities=modalities,
-            input_dims=tuple(dataset.dims[m] for m in modalities),
-            n_speakers=dataset.n_speakers,
-            n_classes=dataset.n_classes,
-        )
-        values.update(overrides)
-        return cls(**values)
+        """``MCEFConfig(**overrides).for_dataset(dataset)``: modalities, dims, speakers and classes from ``dataset``."""
+        return cls(**overrides).for_dataset(dataset)
 
     @property
     def self_heads(self) -> int:
@@ -286,6 +290,9 @@ class MCEF(nn.Module):
 
     def __init__(self, config: MCEFConfig):
         super().__init__()
+        if not config.is_resolved:
+            raise ValueError("MCEF: the config leaves modalities, input_dims, n_speakers or n_classes unset; build it "
+                             "with MCEFConfig.paper(...) or config.for_dataset(dataset)")
         self.config = config
         H, C, M, p = config.hidden, config.n_classes, len(config.modalities), config.dropout
         self.input_proj = nn.ModuleDict(

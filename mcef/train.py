@@ -1,29 +1,36 @@
 """Training one run: ``fit(config)`` trains, selects the epoch on validation and writes a run directory.
 
-Run directory (``runs/<name>/``), every file written atomically:
+Run directory (``runs/<name>/``, a run of the store in :mod:`mcef.runs`), every file written atomically:
+- ``run.json``: the run's identity (digest of the defining config, the data's content and the package version);
 - ``config.yaml``: the complete config (reloads to the same config);
 - ``metrics.jsonl``: one line per epoch: every loss term, accuracy, weighted-F1 and macro-F1 on train and valid,
   learning rate, epoch seconds;
 - ``summary.json``: the epoch selected on validation weighted-F1, the test figures of that epoch (evaluated once,
   from ``best.pt``, after training), ``oracle_best_test`` (best test figures over all epochs: the reference's
-  test-selected protocol, kept for comparison with the literature only), and the run's facts;
-- ``best.pt`` / ``last.pt``: model, optimizer, scheduler, RNG and selection state: enough to resume exactly.
+  test-selected protocol, kept for comparison with the literature only), the run's facts and its provenance;
+- ``best.pt`` / ``last.pt``: tensors and plain values only (model, optimizer, scheduler, RNG and selection state):
+  enough to resume exactly, loaded with ``weights_only=True``.
 
 Selection, the learning-rate schedule and early stopping read validation figures only; the test split is read
 for the oracle record (if ``train.record_oracle_test``) and once at the end.
+
+``fit`` reads as four steps: :func:`build` (data, model, objective, optimiser, loaders), :func:`restore` (a
+checkpoint's state, when resuming), :func:`train_epochs` (the epoch loop) and :func:`finish` (the one test
+evaluation and the summary).
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
+import datetime
 import json
 import os
 import platform
 import random
 import subprocess
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -35,80 +42,29 @@ from mcef.data.dataset import IEMOCAP_LABELS, DialogueDataset
 from mcef.device import describe_device, resolve_device
 from mcef.io import save_torch_atomic, write_json_atomic, write_text_atomic
 from mcef.metrics import HEADLINE, confusion_counts, scores
+from mcef.model import MCEF, MCEFConfig, count_parameters
+from mcef.runs import RunIdentity, data_fingerprint, explain_mismatch, read_run, reusable, write_identity
 
 ORACLE_NOTE = ("best test figure over all epochs, each metric at its own best epoch: the reference's test-selected "
                "protocol, for comparison with the literature only; never used for selection")
+RUN_FILES = ("run.json", "metrics.jsonl", "summary.json", "best.pt", "last.pt")
 
 
 # ----------------------------------------------------------------------------------------------- building blocks
 
 def load_data(config: ExperimentConfig) -> tuple[DialogueDataset, str]:
     """The dataset of ``config.data`` and a one-line description of where it came from."""
-    from mcef.data import make_synthetic
+    from mcef.features.pipeline import load_data as load_data_section
 
-    data = config.data
-    if data.path is None:
-        # Discovery picks the data; the synthetic fallback still honours data.synthetic and real features
-        # data.text_layer / valid_fraction / split_seed.
-        from mcef.data.discovery import find_data
-
-        choice = find_data(None)
-        if choice.kind == "synthetic":
-            return make_synthetic(_synthetic_config(data)), choice.description
-        if choice.kind == "features":
-            dataset = _load_features(data, choice.path)
-            if dataset.modalities:
-                return dataset, choice.description
-    elif data.path == "synthetic":
-        synthetic = _synthetic_config(data)
-        dataset = make_synthetic(synthetic)
-        return dataset, dataset.source or f"synthetic ({synthetic})"
-    else:
-        dataset = _load_features(data, data.path)
-        if dataset.modalities:
-            return dataset, dataset.source or str(data.path)
-    # Transcripts without feature arrays: discovery encodes their text (and caches the features).
-    from mcef.data.discovery import discover_data
-
-    dataset, choice = discover_data(data.path)
-    return dataset, choice.description
+    return load_data_section(config.data, device=config.train.device)
 
 
-def _synthetic_config(data):
-    from mcef.data import SyntheticConfig
-
+def model_config(config: ExperimentConfig, dataset: DialogueDataset) -> MCEFConfig:
+    """``config.model`` with the sizes it leaves unset taken from ``dataset`` (a ConfigError if they disagree)."""
     try:
-        return SyntheticConfig(**data.synthetic)
-    except TypeError as err:
-        raise ConfigError(f"data.synthetic: {err}; expected fields of mcef.data.SyntheticConfig") from None
-
-
-def _load_features(data, path) -> DialogueDataset:
-    from mcef.data import load_dataset
-
-    return load_dataset(path, text_layer=data.text_layer, valid_fraction=data.valid_fraction,
-                        split_seed=data.split_seed)
-
-
-def select_modalities(config: ExperimentConfig, dataset: DialogueDataset) -> tuple[str, ...]:
-    """The modalities the model uses: ``data.modalities`` (checked against the dataset) or all the dataset has."""
-    if config.data.modalities is None:
-        return dataset.modalities
-    missing = [m for m in config.data.modalities if m not in dataset.modalities]
-    if missing:
-        raise ConfigError(f"data.modalities asks for {missing}, but dataset {dataset.name!r} ({dataset.source}) "
-                          f"has only {list(dataset.modalities)}")
-    return tuple(config.data.modalities)
-
-
-def model_config(config: ExperimentConfig, dataset: DialogueDataset):
-    """The MCEFConfig of ``config.model`` for ``dataset``."""
-    from mcef.model import MCEFConfig
-
-    try:
-        return MCEFConfig.from_dataset(dataset, modalities=select_modalities(config, dataset), **asdict(config.model))
+        return config.model.for_dataset(dataset)
     except ValueError as err:
-        raise ConfigError(f"model: {err}") from None
+        raise ConfigError(f"model.{err}") from None
 
 
 def class_weights(config: ExperimentConfig, dataset: DialogueDataset) -> torch.Tensor | None:
@@ -132,18 +88,9 @@ def class_weights(config: ExperimentConfig, dataset: DialogueDataset) -> torch.T
 
 def make_objective(config: ExperimentConfig, weights: torch.Tensor | None, device: torch.device):
     """The training objective of ``config.loss`` with ``weights``, on ``device``."""
-    from mcef.losses import LossWeights, Objective
+    from mcef.losses import Objective
 
-    objective = Objective(LossWeights(**asdict(config.loss)),
-                          class_weights=None if weights is None else weights.to(device))
-    return objective.to(device) if isinstance(objective, torch.nn.Module) else objective
-
-
-def autocast_for(device: torch.device, bf16: bool):
-    """bf16 autocast on CUDA when asked for; a no-op context elsewhere."""
-    if bf16 and device.type == "cuda":
-        return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
+    return Objective(config.loss, class_weights=None if weights is None else weights.to(device))
 
 
 def seed_everything(seed: int) -> None:
@@ -154,8 +101,12 @@ def seed_everything(seed: int) -> None:
 
 
 def rng_state() -> dict:
-    """Every global RNG state, to restore a run bit for bit."""
-    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    """Every global RNG state as tensors and plain values (a checkpoint loads with ``weights_only=True``)."""
+    version, internal, gauss = random.getstate()
+    kind, keys, position, has_gauss, cached = np.random.get_state()
+    state = {"python": [version, list(internal), gauss],
+             "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), position, has_gauss, cached],
+             "torch": torch.get_rng_state()}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
@@ -163,16 +114,19 @@ def rng_state() -> dict:
 
 def set_rng_state(state: dict) -> None:
     """Restore what :func:`rng_state` captured."""
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    kind, keys, position, has_gauss, cached = state["numpy"]
+    np.random.set_state((kind, keys.cpu().numpy().astype(np.uint32), position, has_gauss, cached))
     torch.set_rng_state(state["torch"].cpu())  # a checkpoint loaded with map_location="cuda" moved it
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
 
 
-def run_epoch(model, loader, objective, n_classes: int, *, optimizer=None, autocast=None) -> dict:
+def run_epoch(model, loader, objective, n_classes: int, *, optimizer=None) -> dict:
     """One pass over ``loader``: trains when ``optimizer`` is given, else evaluates without gradients.
 
+    The network runs in its own ``config.precision`` (one autocast, inside the model); the objective in float32.
     Returns every loss term averaged over utterances (``loss_<term>``; the total is ``loss``) and the (C, C)
     confusion matrix of the fused classifier. Sums stay on the device: one transfer per pass, no per-batch sync.
     """
@@ -183,9 +137,8 @@ def run_epoch(model, loader, objective, n_classes: int, *, optimizer=None, autoc
     cm = None
     with torch.set_grad_enabled(training):
         for batch in loader:
-            with autocast or contextlib.nullcontext():
-                output = model(batch)
-                losses = objective(output, batch)
+            output = model(batch)
+            losses = objective(output, batch)
             if training:
                 optimizer.zero_grad(set_to_none=True)
                 losses["total"].backward()
@@ -212,13 +165,12 @@ def epoch_record(prefix: str, result: dict, label_names) -> dict:
     return record
 
 
-def git_commit() -> str:
-    """The project's git commit (with ``-dirty`` when the tree has changes), or ``"unknown"``."""
-    root = Path(__file__).resolve().parent.parent
+def git_commit(directory: str | Path = ".") -> str:
+    """The git commit of the working directory's project (``-dirty`` when the tree has changes), or ``"unknown"``."""
     try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=directory, capture_output=True, text=True,
                                 timeout=10, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=directory,
                                capture_output=True, text=True, timeout=10, check=True).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return "unknown"
@@ -251,8 +203,6 @@ def deterministic_mode(enabled: bool):
         torch.use_deterministic_algorithms(previous[0], warn_only=previous[1])
 
 
-# ----------------------------------------------------------------------------------------------- fit
-
 def read_metrics(run_dir: str | Path) -> list[dict]:
     """The epoch records of ``run_dir/metrics.jsonl``, in order ([] before the first epoch was written)."""
     path = Path(run_dir) / "metrics.jsonl"
@@ -263,12 +213,6 @@ def read_metrics(run_dir: str | Path) -> list[dict]:
 
 def _write_metrics(path: Path, lines: list[dict]) -> None:
     write_text_atomic(path, "".join(json.dumps(line) + "\n" for line in lines))
-
-
-def run_defining(mapping: dict) -> dict:
-    """The config fields a resumed run must share with the interrupted one (not where or how visibly it runs)."""
-    train = {k: v for k, v in mapping["train"].items() if k not in ("device", "progress", "checkpoint_every")}
-    return {**mapping, "train": train}
 
 
 def _oracle_best(history: list[dict]) -> dict | None:
@@ -283,149 +227,245 @@ def _oracle_best(history: list[dict]) -> dict | None:
     return best
 
 
+# ----------------------------------------------------------------------------------------------- fit
+
+@dataclass
+class Training:
+    """Everything :func:`build` makes for one run."""
+
+    config: ExperimentConfig
+    dataset: DialogueDataset
+    description: str  # where the data came from, in words
+    identity: RunIdentity
+    run_dir: Path
+    device: torch.device
+    model_config: MCEFConfig  # config.model resolved for the dataset
+    class_weights: torch.Tensor | None
+    model: MCEF
+    objective: Any
+    optimizer: torch.optim.Optimizer
+    scheduler: Any  # ReduceLROnPlateau, or None when train.plateau_patience is 0
+    loaders: dict  # split -> DialogueLoader
+
+
+@dataclass
+class Selection:
+    """What the epoch loop carries from epoch to epoch (and a checkpoint restores)."""
+
+    next_epoch: int = 1
+    best_epoch: int = 0
+    best_score: float = -1.0
+    prior_seconds: float = 0.0  # training time of the sittings before this one
+    oracle: list = field(default_factory=list)  # per-epoch test headline figures, for the oracle record only
+    history: list = field(default_factory=list)  # the metrics.jsonl records
+    stopped_early: bool = False
+
+
+def _check_splits(dataset: DialogueDataset, description: str) -> None:
+    empty = [split for split in ("train", "valid", "test") if not dataset.splits.get(split)]
+    if empty:
+        raise ConfigError(f"dataset {dataset.name!r} ({description}) has no {empty[0]} dialogues; training needs "
+                          f"train, valid (set data.valid_fraction > 0 if the file has none) and test splits")
+
+
+def build(config: ExperimentConfig, dataset: DialogueDataset, description: str, run_dir: Path,
+          identity: RunIdentity) -> Training:
+    """Model, objective, optimiser, scheduler and loaders of a run, seeded by ``train.seed``."""
+    from mcef.data import DialogueLoader
+
+    tc = config.train
+    device = resolve_device(tc.device)
+    mcfg = model_config(config, dataset)
+    weights = class_weights(config, dataset)
+    seed_everything(tc.seed)
+    model = MCEF(mcfg).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
+    scheduler = (torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="min", factor=tc.plateau_factor,
+                                                            patience=tc.plateau_patience)
+                 if tc.plateau_patience > 0 else None)
+    # The loader shuffles epoch e with seed + e: spread the run seeds apart so that runs never share orders.
+    loaders = {split: DialogueLoader(dataset, split, batch_size=tc.batch_size, shuffle=split == "train",
+                                     bucket=tc.bucket, modalities=mcfg.modalities, device=device,
+                                     seed=tc.seed * 100_003)
+               for split in ("train", "valid", "test")}
+    return Training(config, dataset, description, identity, run_dir, device, mcfg, weights, model,
+                    make_objective(config, weights, device), optimizer, scheduler, loaders)
+
+
+def training_state(t: Training, selection: Selection, epoch: int, started: float) -> dict:
+    """A checkpoint: tensors and plain values only."""
+    return {"model": t.model.state_dict(), "optimizer": t.optimizer.state_dict(),
+            "scheduler": t.scheduler.state_dict() if t.scheduler is not None else None,
+            "rng": rng_state(), "epoch": epoch, "config": config_to_dict(t.config),
+            "identity": asdict(t.identity), "model_config": asdict(t.model_config),
+            "label_names": list(t.dataset.label_names), "speaker_names": list(t.dataset.speaker_names),
+            "best_epoch": selection.best_epoch, "best_valid_weighted_f1": selection.best_score,
+            "oracle": list(selection.oracle), "seconds": selection.prior_seconds + time.perf_counter() - started}
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be loaded safely or is damaged; the message names the file."""
+
+
+def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> dict:
+    """A checkpoint written by :func:`fit`, loaded without running code from it (``weights_only=True``)."""
+    import pickle
+
+    try:
+        return torch.load(path, map_location=device, weights_only=True)
+    except pickle.UnpicklingError as err:
+        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise CheckpointError(f"{path}: refused to load: it holds more than tensors and plain values, so loading it "
+                              f"could run code ({first_line}); nothing in it was run") from None
+    except (EOFError, RuntimeError) as err:
+        raise CheckpointError(f"{path}: truncated or corrupt checkpoint ({type(err).__name__}: {err})") from None
+
+
+def restore(t: Training, resume: bool) -> Selection:
+    """The state to start from: the run's last checkpoint when resuming the same run, else a fresh start
+    (removing an earlier run's files from the run directory)."""
+    checkpoint = next((t.run_dir / n for n in ("last.pt", "best.pt") if (t.run_dir / n).exists()), None)
+    if not (resume and checkpoint is not None):
+        for stale in RUN_FILES:
+            (t.run_dir / stale).unlink(missing_ok=True)
+        return Selection()
+    state = load_checkpoint(checkpoint, t.device)
+    if state.get("identity", {}).get("digest") != t.identity.digest:
+        raise ConfigError(f"cannot resume: {explain_mismatch(read_run(t.run_dir), t.config, t.identity)}")
+    t.model.load_state_dict(state["model"])
+    t.optimizer.load_state_dict(state["optimizer"])
+    if t.scheduler is not None:
+        t.scheduler.load_state_dict(state["scheduler"])
+    set_rng_state(state["rng"])
+    history = [line for line in read_metrics(t.run_dir) if line["epoch"] <= state["epoch"]]
+    return Selection(next_epoch=state["epoch"] + 1, best_epoch=state["best_epoch"],
+                     best_score=state["best_valid_weighted_f1"], prior_seconds=state["seconds"],
+                     oracle=state["oracle"], history=history)
+
+
+def _epoch(t: Training, epoch: int) -> tuple[dict, dict | None]:
+    """Train one epoch, then evaluate valid (and test, for the oracle record only)."""
+    n_classes, labels = t.dataset.n_classes, t.dataset.label_names
+    tick = time.perf_counter()
+    t.loaders["train"].set_epoch(epoch)
+    lr = t.optimizer.param_groups[0]["lr"]
+    train = run_epoch(t.model, t.loaders["train"], t.objective, n_classes, optimizer=t.optimizer)
+    valid = run_epoch(t.model, t.loaders["valid"], t.objective, n_classes)
+    record = {"epoch": epoch, **epoch_record("train", train, labels), **epoch_record("valid", valid, labels),
+              "lr": lr, "epoch_seconds": time.perf_counter() - tick}
+    oracle = None
+    if t.config.train.record_oracle_test:
+        test = run_epoch(t.model, t.loaders["test"], t.objective, n_classes)
+        oracle = {"epoch": epoch, **{k: v for k, v in scores(test["confusion_matrix"]).items() if k in HEADLINE}}
+    if t.scheduler is not None:
+        t.scheduler.step(record["valid_loss"])
+    return record, oracle
+
+
+def train_epochs(t: Training, selection: Selection, started: float, show_progress: bool) -> Selection:
+    """The epoch loop: train, validate, select on validation weighted-F1, checkpoint, stop early."""
+    from tqdm.auto import tqdm
+
+    tc = t.config.train
+    best_state = None  # snapshot of the selected epoch, written to best.pt at the next checkpoint
+    done = selection.next_epoch - 1
+    selection.stopped_early = tc.early_stopping > 0 and selection.best_epoch > 0 and \
+        done - selection.best_epoch >= tc.early_stopping
+    epochs = tqdm(range(selection.next_epoch, tc.epochs + 1), desc=t.config.name, unit="epoch", initial=done,
+                  total=tc.epochs, disable=not show_progress, dynamic_ncols=True)
+    for epoch in epochs if not selection.stopped_early else ():
+        record, oracle = _epoch(t, epoch)
+        selection.history.append(record)
+        if oracle is not None:
+            selection.oracle.append(oracle)
+        if record["valid_weighted_f1"] > selection.best_score:
+            selection.best_epoch, selection.best_score = epoch, record["valid_weighted_f1"]
+            best_state = copy.deepcopy(training_state(t, selection, epoch, started))
+        epochs.set_postfix(loss=f"{record['train_loss']:.3f}", valid_wf1=f"{record['valid_weighted_f1']:.3f}",
+                           best=selection.best_epoch)
+        selection.next_epoch = epoch + 1
+        selection.stopped_early = tc.early_stopping > 0 and epoch - selection.best_epoch >= tc.early_stopping
+        _write_metrics(t.run_dir / "metrics.jsonl", selection.history)
+        if epoch % tc.checkpoint_every == 0 or epoch == tc.epochs or selection.stopped_early:
+            if best_state is not None:
+                save_torch_atomic(t.run_dir / "best.pt", best_state)
+                best_state = None
+            save_torch_atomic(t.run_dir / "last.pt", training_state(t, selection, epoch, started))
+        if selection.stopped_early:
+            break
+    epochs.close()
+    if best_state is not None:
+        save_torch_atomic(t.run_dir / "best.pt", best_state)
+    return selection
+
+
+def provenance(t: Training) -> dict:
+    """Where a result came from: commit, digests, data fingerprint, package, device, date."""
+    return {"git_commit": git_commit(), "run_digest": t.identity.digest, "config_digest": t.identity.config_digest,
+            "data_fingerprint": t.identity.data_fingerprint, "package_version": t.identity.package_version,
+            "device": describe_device(t.device), "torch_version": torch.__version__,
+            "python_version": platform.python_version(),
+            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+
+
+def finish(t: Training, selection: Selection, started: float) -> dict:
+    """The single test evaluation (the selected epoch's weights, read back from best.pt) and ``summary.json``."""
+    best = load_checkpoint(t.run_dir / "best.pt", t.device)
+    t.model.load_state_dict(best["model"])
+    test = run_epoch(t.model, t.loaders["test"], t.objective, t.dataset.n_classes)
+    selected = next(h for h in selection.history if h["epoch"] == best["epoch"])
+    facts = provenance(t)
+    summary = {
+        "name": t.config.name,
+        "selection": "validation weighted-F1",
+        "selected_epoch": best["epoch"],
+        "epochs_run": selection.next_epoch - 1,
+        "stopped_early": selection.stopped_early,
+        "valid": {k: selected[f"valid_{k}"] for k in HEADLINE},
+        "test": {"epoch": best["epoch"], "loss": test["loss"],
+                 **scores(test["confusion_matrix"], t.dataset.label_names)},
+        "oracle_best_test": _oracle_best(selection.oracle),
+        "parameters": count_parameters(t.model),
+        "device": facts["device"],
+        "seed": t.config.train.seed,
+        "torch_version": facts["torch_version"],
+        "python_version": facts["python_version"],
+        "git_commit": facts["git_commit"],
+        "wall_time_s": selection.prior_seconds + time.perf_counter() - started,
+        "class_weights": None if t.class_weights is None else t.class_weights.tolist(),
+        "data": describe_data(t.dataset, t.description),
+        "provenance": facts,
+    }
+    write_json_atomic(t.run_dir / "summary.json", summary)
+    return summary
+
+
 def fit(config: ExperimentConfig, *, dataset: DialogueDataset | None = None, run_dir: str | Path | None = None,
-        runs_root: str | Path = "runs", resume: bool = False, progress: bool | None = None,
+        runs_root: str | Path = "runs", resume: bool = False, reuse: bool = True, progress: bool | None = None,
         data_description: str | None = None) -> dict:
     """Train one run of ``config`` and write its run directory; returns the summary dict.
 
     ``dataset`` (default: the one ``config.data`` names) is used as is. ``run_dir`` defaults to
-    ``runs_root/config.name``. ``resume=True`` continues from ``last.pt`` (else ``best.pt``) of ``run_dir`` and ends
-    with the same metrics as an uninterrupted run; without it an existing run directory is overwritten.
-    ``progress`` overrides ``config.train.progress``.
+    ``runs_root/config.name``. A finished run there with the same digest (:mod:`mcef.runs`) is reused unless
+    ``reuse=False``. ``resume=True`` continues the same run from ``last.pt`` (else ``best.pt``) and ends with the same
+    metrics as an uninterrupted run (a run of another digest there is a ConfigError naming what differs); without
+    it an existing run directory is overwritten. ``progress`` overrides ``config.train.progress``.
     """
-    from tqdm.auto import tqdm
-
-    from mcef.data import DialogueLoader
-    from mcef.model import MCEF, count_parameters
-
     started = time.perf_counter()
-    tc = config.train
     if dataset is None:
         dataset, data_description = load_data(config)
     data_description = data_description or dataset.source or dataset.name
-    empty = [split for split in ("train", "valid", "test") if not dataset.splits.get(split)]
-    if empty:
-        raise ConfigError(f"dataset {dataset.name!r} ({data_description}) has no {empty[0]} dialogues; training needs "
-                          f"train, valid (set data.valid_fraction > 0 if the file has none) and test splits")
+    _check_splits(dataset, data_description)
     run_dir = Path(run_dir) if run_dir is not None else Path(runs_root) / config.name
-    device = resolve_device(tc.device)
-    mcfg = model_config(config, dataset)
-    modalities = tuple(mcfg.modalities)
-    weights = class_weights(config, dataset)
-
-    with deterministic_mode(tc.deterministic):
-        seed_everything(tc.seed)
-        model = MCEF(mcfg).to(device)
-        objective = make_objective(config, weights, device)
-        optimizer = torch.optim.Adam(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
-        scheduler = (torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="min", factor=tc.plateau_factor,
-                                                                patience=tc.plateau_patience)
-                     if tc.plateau_patience > 0 else None)
-        # The loader shuffles epoch e with seed + e: spread the run seeds apart so that runs never share orders.
-        loaders = {split: DialogueLoader(dataset, split, batch_size=tc.batch_size, shuffle=split == "train",
-                                         bucket=tc.bucket, modalities=modalities, device=device,
-                                         seed=tc.seed * 100_003)
-                   for split in ("train", "valid", "test")}
-        autocast = autocast_for(device, tc.bf16)
-
-        start_epoch, best_epoch, best_score, prior_seconds = 1, 0, -1.0, 0.0
-        oracle: list[dict] = []
-        metrics_path = run_dir / "metrics.jsonl"
-        checkpoint_path = next((run_dir / n for n in ("last.pt", "best.pt") if (run_dir / n).exists()), None)
-        if resume and checkpoint_path is not None:
-            state = torch.load(checkpoint_path, map_location=device, weights_only=False)
-            if run_defining(state["config"]) != run_defining(config_to_dict(config)):
-                raise ConfigError(f"{checkpoint_path}: cannot resume: the run was started with a different config "
-                                  f"(only train.device, train.progress and train.checkpoint_every may change)")
-            model.load_state_dict(state["model"])
-            optimizer.load_state_dict(state["optimizer"])
-            if scheduler is not None:
-                scheduler.load_state_dict(state["scheduler"])
-            set_rng_state(state["rng"])
-            start_epoch = state["epoch"] + 1
-            best_epoch, best_score = state["best_epoch"], state["best_valid_weighted_f1"]
-            oracle, prior_seconds = state["oracle"], state["seconds"]
-            history = [line for line in read_metrics(run_dir) if line["epoch"] <= state["epoch"]]
-        else:
-            history = []
-            for stale in ("metrics.jsonl", "summary.json", "best.pt", "last.pt"):
-                (run_dir / stale).unlink(missing_ok=True)
+    identity = RunIdentity.of(config, data_fingerprint(dataset))
+    stored = reusable(run_dir, identity) if reuse else None
+    if stored is not None:
+        return stored.summary
+    with deterministic_mode(config.train.deterministic):
+        training = build(config, dataset, data_description, run_dir, identity)
+        selection = restore(training, resume)
+        write_identity(run_dir, identity)
         save_config(config, run_dir / "config.yaml")
-
-        def training_state(epoch: int) -> dict:
-            return {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict() if scheduler is not None else None,
-                    "rng": rng_state(), "epoch": epoch, "config": config_to_dict(config),
-                    "model_config": asdict(mcfg), "label_names": list(dataset.label_names),
-                    "speaker_names": list(dataset.speaker_names), "best_epoch": best_epoch,
-                    "best_valid_weighted_f1": best_score, "oracle": list(oracle),
-                    "seconds": prior_seconds + time.perf_counter() - started}
-
-        best_state = None  # snapshot of the selected epoch, written to best.pt at the next checkpoint
-        epochs = tqdm(range(start_epoch, tc.epochs + 1), desc=config.name, unit="epoch", initial=start_epoch - 1,
-                      total=tc.epochs, disable=not (tc.progress if progress is None else progress), dynamic_ncols=True)
-        epoch = start_epoch - 1
-        stopped_early = tc.early_stopping > 0 and best_epoch > 0 and epoch - best_epoch >= tc.early_stopping
-        for epoch in epochs if not stopped_early else ():
-            tick = time.perf_counter()
-            loaders["train"].set_epoch(epoch)
-            lr = optimizer.param_groups[0]["lr"]
-            train = run_epoch(model, loaders["train"], objective, dataset.n_classes, optimizer=optimizer,
-                              autocast=autocast)
-            valid = run_epoch(model, loaders["valid"], objective, dataset.n_classes, autocast=autocast)
-            seconds = time.perf_counter() - tick
-            record = {"epoch": epoch, **epoch_record("train", train, dataset.label_names),
-                      **epoch_record("valid", valid, dataset.label_names), "lr": lr, "epoch_seconds": seconds}
-            if tc.record_oracle_test:
-                test = run_epoch(model, loaders["test"], objective, dataset.n_classes, autocast=autocast)
-                oracle.append({"epoch": epoch, **{k: v for k, v in scores(test["confusion_matrix"]).items()
-                                                  if k in HEADLINE}})
-            if scheduler is not None:
-                scheduler.step(valid["loss"])
-            history.append(record)
-            if record["valid_weighted_f1"] > best_score:
-                best_epoch, best_score = epoch, record["valid_weighted_f1"]
-                best_state = copy.deepcopy(training_state(epoch))
-            epochs.set_postfix(loss=f"{record['train_loss']:.3f}", valid_wf1=f"{record['valid_weighted_f1']:.3f}",
-                               best=best_epoch)
-            stopped_early = tc.early_stopping > 0 and epoch - best_epoch >= tc.early_stopping
-            _write_metrics(metrics_path, history)
-            if epoch % tc.checkpoint_every == 0 or epoch == tc.epochs or stopped_early:
-                if best_state is not None:
-                    save_torch_atomic(run_dir / "best.pt", best_state)
-                    best_state = None
-                save_torch_atomic(run_dir / "last.pt", training_state(epoch))
-            if stopped_early:
-                break
-        epochs.close()
-        if best_state is not None:
-            save_torch_atomic(run_dir / "best.pt", best_state)
-
-        # The single test evaluation: the selected epoch's weights, read back from best.pt.
-        best = torch.load(run_dir / "best.pt", map_location=device, weights_only=False)
-        model.load_state_dict(best["model"])
-        test = run_epoch(model, loaders["test"], objective, dataset.n_classes, autocast=autocast)
-
-    selected = next(h for h in history if h["epoch"] == best["epoch"])
-    summary = {
-        "name": config.name,
-        "selection": "validation weighted-F1",
-        "selected_epoch": best["epoch"],
-        "epochs_run": epoch,
-        "stopped_early": stopped_early,
-        "valid": {k: selected[f"valid_{k}"] for k in HEADLINE},
-        "test": {"epoch": best["epoch"], "loss": test["loss"],
-                 **scores(test["confusion_matrix"], dataset.label_names)},
-        "oracle_best_test": _oracle_best(oracle),
-        "parameters": count_parameters(model),
-        "device": describe_device(device),
-        "seed": tc.seed,
-        "torch_version": torch.__version__,
-        "python_version": platform.python_version(),
-        "git_commit": git_commit(),
-        "wall_time_s": prior_seconds + time.perf_counter() - started,
-        "class_weights": None if weights is None else weights.tolist(),
-        "data": describe_data(dataset, data_description),
-    }
-    write_json_atomic(run_dir / "summary.json", summary)
-    return summary
+        show = config.train.progress if progress is None else progress
+        selection = train_epochs(training, selection, started, show)
+        return finish(training, selection, started)

@@ -52,6 +52,20 @@ def real_data() -> Path:
         pytest.skip("real transcript pickles not found: set MCEF_DATA or put ../shared/data beside the repository")
     return found
 
+
+@pytest.fixture(scope="session")
+def device() -> str:
+    """The device of the tests marked ``device``: $MCEF_TEST_DEVICE (e.g. ``cuda``), default ``cpu``.
+
+    ``MCEF_TEST_DEVICE=cuda pytest -m device`` runs those tests on the GPU; a device that is not there is an error.
+    """
+    from mcef.device import resolve_device
+
+    name = os.environ.get("MCEF_TEST_DEVICE", "").strip() or "cpu"
+    resolve_device(name)  # raises, naming the device, when it is not available here
+    return name
+
+
 @pytest.fixture(autouse=True)
 def one_thread():
     """Test tensors are small: intra-op threads only add overhead (and stall badly on a shared, loaded CPU)."""

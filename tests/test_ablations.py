@@ -4,20 +4,36 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
-from mcef import ablations
-from mcef.ablations import AblationSettings
+from book_helpers import REPO, make_root
+
+from mcef.book import ablations
+from mcef.book.common import PROFILE_NAMES, BookRun
 from mcef.config import with_changes
 from mcef.data.dataset import MODALITIES
 
-TINY = AblationSettings(hidden=8, dropout=0.0, epochs=1, lr=1e-3, batch_size=4, early_stopping=0)
+
+@pytest.fixture(scope="module")
+def book_root(tmp_path_factory):
+    return make_root(tmp_path_factory.mktemp("project"))
 
 
 @pytest.fixture(scope="module")
-def variants():
-    return ablations.grid(ablations.base_config(TINY, device="cpu"), TINY)
+def settings(book_root):
+    return ablations.ablation_settings("tiny", book_root)
+
+
+@pytest.fixture(scope="module")
+def base(book_root):
+    return ablations.base_config("tiny", device="cpu", root=book_root)
+
+
+@pytest.fixture(scope="module")
+def variants(base, settings):
+    return ablations.grid(base, settings)
 
 
 def family(variants, name):
@@ -30,14 +46,14 @@ def test_grid_has_7_modality_5_loss_and_4_fusion_variants(variants):
     assert [v.label for v in family(variants, "fusion")] == ["equal", "sdt", "concat", "late"]
 
 
-def test_modality_variants_are_true_subset_models_with_everything_else_equal(variants):
+def test_modality_variants_are_true_subset_models_with_everything_else_equal(variants, base):
     for v in family(variants, "modalities"):
         expected = tuple(m for m in MODALITIES if ablations.LETTERS[m] in v.label)
-        assert v.config.data.modalities == expected
-        assert v.config.model.fusion == "equal" and v.config.loss == ablations.base_config(TINY).loss
+        assert v.config.model.modalities == expected
+        assert v.config.model.fusion == "equal" and v.config.loss == base.loss
 
 
-def test_loss_variants_add_terms_in_order(variants):
+def test_loss_variants_add_terms_in_order(variants, settings):
     loss = {v.label: v.config.loss for v in family(variants, "loss")}
     only = loss["fused CE only"]
     assert only.fused_ce > 0 and only.modality_ce == only.soft_hgr == only.kl == 0
@@ -45,8 +61,8 @@ def test_loss_variants_add_terms_in_order(variants):
     correct, reference = loss["+ Soft-HGR (correct)"], loss["+ Soft-HGR (reference)"]
     assert correct.soft_hgr == reference.soft_hgr > 0
     assert (correct.hgr_mode, reference.hgr_mode) == ("correct", "reference")
-    assert loss["+ SDT KL"].kl == TINY.kl > 0 and loss["+ SDT KL"].hgr_mode == "correct"
-    assert all(v.config.model.fusion == "equal" and v.config.data.modalities == MODALITIES
+    assert loss["+ SDT KL"].kl == settings.kl > 0 and loss["+ SDT KL"].hgr_mode == "correct"
+    assert all(v.config.model.fusion == "equal" and v.config.model.modalities == MODALITIES
                for v in family(variants, "loss"))
 
 
@@ -74,31 +90,25 @@ def test_run_names_tell_configs_apart_and_conflicts_are_caught(variants):
         ablations.distinct_configs([variants[0], clash])
 
 
-def test_grid_root_changes_with_sizes_and_data_but_not_with_device(tiny_dataset, small_dataset):
-    base = ablations.base_config(TINY, device="cpu")
-    root = ablations.grid_root("r", base, tiny_dataset)
-    assert root == ablations.grid_root("r", ablations.base_config(TINY, device="cuda"), tiny_dataset)
-    assert root != ablations.grid_root("r", ablations.base_config(replace(TINY, hidden=16)), tiny_dataset)
-    assert root != ablations.grid_root("r", base, small_dataset)
+def test_every_profile_sizes_the_base_config_in_yaml():
+    smoke = ablations.base_config("smoke", root=REPO)
+    assert smoke.model.hidden <= 64 and smoke.train.epochs <= 10 and smoke.model.modalities == MODALITIES
+    full = ablations.base_config("full", root=REPO)
+    assert (full.model.hidden, full.train.epochs, full.train.lr) == (512, 150, 1e-4)  # the paper recipe
+    assert all(ablations.ablation_settings(name, REPO).kl == 0.1 for name in PROFILE_NAMES)
 
 
-def test_smoke_settings_are_small():
-    settings = ablations.ablation_settings("smoke")
-    assert settings.hidden <= 64 and settings.epochs <= 10
-    assert ablations.ablation_settings("full") == AblationSettings()  # the paper recipe
-
-
-def test_sweep_trains_shared_runs_once_and_aggregates(variants, tiny_dataset, tmp_path):
+def test_runs_shared_by_families_train_once_and_aggregate(variants, tiny_dataset, tmp_path):
     chosen = [v for v in variants if v.label in ("T", "TAV", "fused CE only", "+ Soft-HGR (correct)", "equal")]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        runs = ablations.run_variants(chosen, [0], tmp_path, tiny_dataset)
-    assert sorted(r["config"] for r in runs) == sorted({v.name for v in chosen})  # TAV, + Soft-HGR, equal: one run
-    assert len(list(tmp_path.glob("*/seed0/summary.json"))) == 3
-    stamp = {p: p.stat().st_mtime_ns for p in tmp_path.glob("*/seed0/summary.json")}
-    again = ablations.run_variants(chosen, [0], tmp_path, tiny_dataset)  # finished runs are read back
-    assert {p: p.stat().st_mtime_ns for p in tmp_path.glob("*/seed0/summary.json")} == stamp
-    assert again == runs
+        runs = ablations.run_variants(chosen, [0], tiny_dataset, tmp_path)
+    assert sorted(r.config.name for r in runs) == sorted({v.name for v in chosen})  # TAV, + Soft-HGR, equal: one run
+    assert len(list(tmp_path.glob("ablations/*/seed0/summary.json"))) == 3 and {r.origin for r in runs} == {"trained now"}
+    stamp = {p: p.stat().st_mtime_ns for p in tmp_path.glob("ablations/*/seed0/summary.json")}
+    again = ablations.run_variants(chosen, [0], tiny_dataset, tmp_path)  # finished runs are read back
+    assert {p: p.stat().st_mtime_ns for p in tmp_path.glob("ablations/*/seed0/summary.json")} == stamp
+    assert [r.summary for r in again] == [r.summary for r in runs] and {r.origin for r in again} == {"loaded"}
 
     frame = ablations.results(chosen, runs)
     assert list(frame["variant"]) == [v.label for v in chosen]
@@ -106,8 +116,8 @@ def test_sweep_trains_shared_runs_once_and_aggregates(variants, tiny_dataset, tm
     assert len(common) == 3 and (common["delta_wf1_mean"] == 0).all()
     assert (frame["n"] == 1).all() and frame["test_weighted_f1_std"].isna().all()  # one seed: no spread
     text_only = frame[frame["variant"] == "T"].iloc[0]
-    run = next(r for r in runs if r["config"] == text_only["run"])
-    assert text_only["test_weighted_f1_mean"] == run["test_weighted_f1"]
+    run = next(r for r in runs if r.config.name == text_only["run"])
+    assert text_only["test_weighted_f1_mean"] == run.summary["test"]["weighted_f1"]
     assert text_only["parameters"] < common["parameters"].iloc[0]
 
     shown = ablations.format_results(frame)
@@ -121,17 +131,18 @@ def test_leave_one_out_picks_the_model_trained_without_each_modality(variants):
     assert set(without) == set(MODALITIES)
     for modality, variant in without.items():
         assert variant.family == "modalities"
-        assert set(variant.config.data.modalities) == set(MODALITIES) - {modality}
+        assert set(variant.config.model.modalities) == set(MODALITIES) - {modality}
 
 
-def test_findings_read_the_extremes_and_paired_deltas_off_the_results(variants, tmp_path):
+def test_findings_read_the_extremes_and_paired_deltas_off_the_results(variants):
     scores = {"T": 0.60, "A": 0.40, "V": 0.30, "TA": 0.65, "TV": 0.75, "AV": 0.45, "TAV": 0.70,
               "fused CE only": 0.50, "+ modality CE": 0.55, "+ Soft-HGR (reference)": 0.56, "+ SDT KL": 0.68,
               "sdt": 0.69, "concat": 0.66, "late": 0.64}
     by_name = {v.name: scores.get(v.label, scores["TAV"]) for v in variants}
-    runs = [{"config": name, "seed": seed, "test_weighted_f1": wf1 + 0.01 * seed, "test_accuracy": wf1 + 0.05,
-             "valid_weighted_f1": wf1, "parameters": 1000 + len(name), "wall_time_s": 1.0}
-            for name, wf1 in by_name.items() for seed in (0, 1)]
+    configs = {v.name: v.config for v in variants}
+    runs = [BookRun(with_changes(configs[name], train={"seed": seed}), Path(name), {
+        "test": {"weighted_f1": wf1 + 0.01 * seed, "accuracy": wf1 + 0.05}, "valid": {"weighted_f1": wf1},
+        "parameters": 1000 + len(name), "wall_time_s": 1.0}, "loaded") for name, wf1 in by_name.items() for seed in (0, 1)]
     facts = ablations.findings(ablations.results(variants, runs))
     assert facts["full_wf1"] == pytest.approx(0.705) and facts["full_acc"] == pytest.approx(0.75)
     assert (facts["best_single"], facts["worst_single"], facts["best_subset"]) == ("T", "V", "TV")
@@ -143,4 +154,3 @@ def test_findings_read_the_extremes_and_paired_deltas_off_the_results(variants, 
     assert facts["late_delta"] == pytest.approx(-6.0) and facts["sdt_delta"] == pytest.approx(-1.0)
     assert facts["params_equal"] == 1000 + len(ablations.common_variant(variants).name)
     assert facts["spread_note"].startswith("With 2 seeds per variant")
-    assert ablations.count_finished(variants, [0, 1], tmp_path) == 0

@@ -3,14 +3,25 @@
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from book_helpers import make_root
 
-from mcef import architecture as arch
+from mcef.book import architecture as arch
+from mcef.book.common import SelfCheckFailed, load_book_data
 from mcef.data import DialogueLoader
+from mcef.data.dataset import MODALITIES
 from mcef.model import MCEF, MCEFConfig, count_parameters
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def book_root(tmp_path_factory) -> Path:
+    return make_root(tmp_path_factory.mktemp("project"))
 
 
 @pytest.fixture(scope="module")
@@ -120,34 +131,30 @@ def test_dialogue_attention(tiny_model, tiny_dataset):
 
 
 @pytest.mark.slow
-def test_trained_model_trains_then_loads(tiny_dataset, tmp_path):
-    settings = arch.ChapterSettings(hidden=16, epochs=1, lr=1e-3, batch_size=4)
-    model, run = arch.trained_model(tiny_dataset, settings, run_root=tmp_path, seed=0, device="cpu")
-    assert run["origin"] == "trained now by this chapter"
-    assert model.config.hidden == 16 and (tmp_path / arch.RUN_NAME / "seed0" / "best.pt").is_file()
-    again, run = arch.trained_model(tiny_dataset, settings, run_root=tmp_path, seed=0, device="cpu")
-    assert run["origin"] == "loaded from this chapter's earlier run"
+def test_trained_model_is_the_training_chapters_run_from_the_store(tiny_dataset, tmp_path, book_root):
+    model, run = arch.trained_model(tiny_dataset, "tiny", run_root=tmp_path, seed=0, device="cpu", root=book_root)
+    assert run.origin == "trained now" and model.config.hidden == 16
+    assert arch.run_facts(model, run)["run_origin"].startswith("trained now by this chapter")
+    # the training chapter's run of the same config is the same run: found by its digest, wherever it lies
+    moved = tmp_path / "elsewhere" / "renamed"
+    moved.parent.mkdir()
+    shutil.move(str(run.run_dir), moved)
+    again, found = arch.trained_model(tiny_dataset, "tiny", run_root=tmp_path, seed=0, device="cpu", root=book_root)
+    assert found.origin == "loaded" and found.run_dir == moved
+    assert arch.run_facts(again, found)["run_origin"] == "read from the run store"
     for a, b in zip(model.state_dict().values(), again.state_dict().values()):
         torch.testing.assert_close(a, b)
-    # a finished run of the training chapter on the same data takes precedence
-    shutil.copytree(tmp_path / arch.RUN_NAME, tmp_path / arch.SHARED_RUN_NAME)
-    _, run = arch.trained_model(tiny_dataset, settings, run_root=tmp_path, seed=0, device="cpu")
-    assert run["origin"] == "loaded from the training chapter's run"
 
 
-def test_chapter_data_without_three_modalities_uses_synthetic(tmp_path, monkeypatch):
+def test_book_data_without_three_modalities_uses_synthetic(tmp_path, monkeypatch):
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "iemocap_text.pkl").write_bytes(b"")  # discovery would find transcripts: text only
+    shutil.copytree(REPO / "configs" / "profiles", tmp_path / "configs" / "profiles")
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("MCEF_DATA", raising=False)
-    dataset, description = arch.chapter_data("", "smoke", seed=0)
+    dataset, description = load_book_data("", "smoke", seed=0, needs=MODALITIES)
     assert dataset.name == "synthetic" and set(dataset.modalities) == {"text", "audio", "visual"}
     assert "text features only" in description and "synthetic default" in description
-
-
-def test_load_run_model_names_the_missing_file(tmp_path):
-    with pytest.raises(FileNotFoundError, match="best.pt"):
-        arch.load_run_model(tmp_path)
 
 
 def test_stage_table_and_parameter_facts_account_for_every_parameter():
@@ -157,7 +164,7 @@ def test_stage_table_and_parameter_facts_account_for_every_parameter():
     assert stages.loc["cross-attention", "blocks"] == 6 and stages["parameters"].sum() == 20_707_352
     assert stages["share"].sum() == pytest.approx(1.0)
     facts = arch.parameter_facts(model)
-    assert facts["table_total"] == facts["counted_total"] == 20_707_352 and facts["table_matches"] == "equal"
+    assert facts["table_total"] == facts["counted_total"] == 20_707_352
     assert facts["n_blocks"] == len(blocks)
     assert facts["attention_share"] == pytest.approx(9 * (6 * 512**2 + 10 * 512) / 20_707_352)
     assert facts["unused_norm"] == 9 * 2 * 512  # one input LayerNorm (weight and bias) per attention block
@@ -168,6 +175,13 @@ def test_stage_table_and_parameter_facts_account_for_every_parameter():
 def test_polynomial_facts_check_the_formula_against_built_models():
     facts = arch.polynomial_facts(MCEFConfig.paper(), check_hidden=(512,))
     assert facts["formula"] == facts["reference_formula"] == "73H² + 3068H + 24"
-    assert facts["formula_matches"] == "the same"
     assert facts["formula_512"] == facts["counted_512"] == 20_707_352
     assert facts["formula_gate"] and facts["formula_cross"].startswith("6H²")
+
+
+def test_a_count_that_differs_from_the_reference_fails_the_page(monkeypatch):
+    with pytest.raises(SelfCheckFailed, match="the reference's 73H² \\+ 3068H \\+ 24"):
+        arch.polynomial_facts(MCEFConfig.paper(n_classes=7), check_hidden=(512,))  # one more class: another count
+    monkeypatch.setattr(arch, "count_parameters", lambda model: 1)
+    with pytest.raises(SelfCheckFailed, match="rows sum to 20,707,352 parameters, count_parameters counts 1"):
+        arch.parameter_facts(arch.meta_model(MCEFConfig.paper()))

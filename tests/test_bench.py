@@ -21,14 +21,15 @@ def test_bench_data_has_iemocap_shape():
 
 def test_reference_emulation_switches():
     c = reference_emulation(load_config(None))
-    assert (c.model.packed, c.loss.hgr_mode, c.train.bucket, c.train.bf16) == (False, "reference", False, False)
+    assert (c.model.packed, c.model.precision, c.loss.hgr_mode, c.train.bucket) == (False, "float32", "reference", False)
     assert (c.model.hidden, c.loss.soft_hgr) == (512, 0.4)
 
 
-def test_bench_reports_every_figure(tmp_path):
+@pytest.mark.device
+def test_bench_reports_every_figure(tmp_path, device):
     data = make_synthetic(SyntheticConfig(n_train=8, n_test=2, dims=(16, 12, 8), min_length=4, max_length=12))
     config = load_config(None, SMALL)
-    result = bench(config, device="cpu", epochs=2, warmup=1, baseline="reference", json_path=tmp_path / "b.json",
+    result = bench(config, device=device, epochs=2, warmup=1, baseline="reference", json_path=tmp_path / "b.json",
                    dataset=data, memory=False)
     assert json.loads((tmp_path / "b.json").read_text()) == json.loads(json.dumps(result))
     for key in ("ours", "baseline"):

@@ -2,20 +2,31 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import re
 import shutil
 import struct
 import subprocess
-import textwrap
+import typing
 import zlib
 from pathlib import Path
 
 import nbformat
 import numpy as np
 import pytest
+from book_helpers import REPO, make_root
 
-from mcef import book
-from mcef.profiles import PROFILE_NAMES, load_profile
+from mcef.book import ablations, common, exploration, hgr_analysis, real_results, reporting, robustness
+from mcef.book import runner as book
+from mcef.book.common import PROFILE_NAMES, ProfileError, load_profile, section_settings
+
+# Every settings dataclass a chapter reads from a profile section: its sizes live in the YAML only.
+SECTIONS = {
+    "probe": exploration.ProbeSettings, "soft_hgr": hgr_analysis.SoftHgrSettings, "training": reporting.TrainingSettings,
+    "training_run": common.RunRecipe, "ablation_run": common.RunRecipe, "ablations": ablations.AblationSettings,
+    "efficiency": robustness.EfficiencySettings, "real_text": real_results.RealTextSettings,
+}  # fmt: skip
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMIUM_FLAGS = [
@@ -30,25 +41,50 @@ RUN_SCRIPTS = "--virtual-time-budget=10000"  # let the page's scripts (plotly.js
 
 @pytest.mark.parametrize("name", PROFILE_NAMES)
 def test_profiles_define_every_section_the_chapters_read(name):
-    profile = load_profile(name)
-    for section in ("synthetic", "probe", "soft_hgr"):
-        assert isinstance(profile.section(section), dict)
+    profile = load_profile(name, REPO)
+    assert set(profile.sections) == {"synthetic", *SECTIONS}
+    for section, cls in SECTIONS.items():
+        settings = section_settings(profile, section, cls)
+        hints = typing.get_type_hints(cls)
+        for field in dataclasses.fields(cls):  # lists became tuples where the field is a tuple
+            assert not (typing.get_origin(hints[field.name]) is tuple) or isinstance(getattr(settings, field.name), tuple)
+    assert isinstance(profile.section("synthetic"), dict)
     assert profile.seeds("") == list(range(profile.n_seeds))
     assert profile.seeds("3,4") == [3, 4]
-    with pytest.raises(KeyError, match="no section 'nope'"):
+    with pytest.raises(ProfileError, match="has no section 'nope'"):
         profile.section("nope")
-    assert load_profile("full").n_seeds == 5
+    assert load_profile("full", REPO).n_seeds == 5
 
 
-def test_unknown_profile_is_a_clear_error():
-    with pytest.raises(ValueError, match="unknown profile 'huge'.*known profiles"):
+@pytest.mark.parametrize("cls", sorted(set(SECTIONS.values()), key=lambda c: c.__name__), ids=lambda c: c.__name__)
+def test_settings_have_no_size_defaults(cls):
+    assert all(f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+               for f in dataclasses.fields(cls))
+
+
+def test_a_missing_or_unknown_key_names_the_profile_file_and_the_key(tmp_path):
+    make_root(tmp_path)
+    path = tmp_path / "configs" / "profiles" / "smoke.yaml"
+    path.write_text(path.read_text().replace("  draws: 1", "  drawz: 1"))
+    with pytest.raises(ProfileError, match=r"smoke\.yaml: section 'efficiency' has unknown keys \['drawz'\]; "
+                                           r"lacks the keys \['draws'\]"):
+        robustness.efficiency_settings("smoke", tmp_path)
+
+
+def test_profiles_resolve_from_the_root_or_the_working_directory(tmp_path, monkeypatch):
+    make_root(tmp_path)
+    (tmp_path / "configs" / "profiles" / "tiny.yaml").write_text("description: d\nn_seeds: 3\n")
+    assert load_profile("tiny", tmp_path).n_seeds == 3
+    monkeypatch.chdir(tmp_path)
+    assert load_profile("tiny").n_seeds == 3  # the working directory is the project root
+    with pytest.raises(ProfileError, match="unknown profile 'huge'.*known profiles"):
         load_profile("huge")
 
 
 def test_toc_chapters_have_sources():
-    names = [c.name for c in book.chapters()]
+    names = [c.name for c in book.chapters(REPO)]
     assert names[:1] == ["01_data_exploration"] and "03_soft_hgr" in names
-    for chapter in book.chapters():
+    for chapter in book.chapters(REPO):
         assert chapter.source.is_file()
         assert book.read_source(chapter.source).cells  # one parameters cell, parseable by papermill
 
@@ -106,16 +142,73 @@ def test_parameters_cell_that_papermill_cannot_parse_is_rejected(tmp_path):
         book.read_source(source)
 
 
+def _stamped(root: Path, front_matter: str = "") -> book.Chapter:
+    """A one-cell chapter under ``root`` with an executed copy stamped for the inputs as they are now."""
+    (root / "book").mkdir(parents=True, exist_ok=True)
+    (root / "notebooks").mkdir(exist_ok=True)
+    (root / "book" / "_toc.yml").write_text("format: jb-book\nroot: intro\nchapters:\n  - file: _generated/ch\n")
+    (root / "notebooks" / "ch.md").write_text(f"---\n{front_matter}kernelspec:\n  name: python3\n---\n\n"
+                                              '```{code-cell} ipython3\n:tags: [parameters]\n\nprofile = "smoke"\n```\n')
+    chapter = book.chapters(root)[0]
+    chapter.executed.parent.mkdir(parents=True)
+    chapter.executed.write_text("{}")
+    chapter.stamp.write_text(json.dumps(book.stamp_for(chapter, {"data": ""}, root)))
+    assert book.is_current(chapter, {"data": ""}, root)
+    return chapter
+
+
+def test_a_new_feature_file_or_another_mcef_data_re_executes_a_chapter(tmp_path, monkeypatch):
+    first, second = tmp_path / "first", tmp_path / "second"
+    for folder, text in ((first, b"transcripts one"), (second, b"transcripts two")):
+        folder.mkdir()
+        (folder / "iemocap_text.pkl").write_bytes(text)
+    monkeypatch.setenv("MCEF_DATA", str(first))
+    root = tmp_path / "project"
+    chapter = _stamped(root)
+    monkeypatch.setenv("MCEF_DATA", str(second))  # another folder, another file: another digest
+    assert not book.is_current(chapter, {"data": ""}, root)
+    monkeypatch.setenv("MCEF_DATA", str(first))
+    assert book.is_current(chapter, {"data": ""}, root)
+    (first / "iemocap_text.pkl").write_bytes(b"transcripts one, edited")  # same place, new content
+    assert not book.is_current(chapter, {"data": ""}, root)
+    (first / "iemocap_text.pkl").write_bytes(b"transcripts one")
+    assert book.is_current(chapter, {"data": ""}, root)
+    (root / "data").mkdir()
+    (root / "data" / "IEMOCAP_features.pkl").write_bytes(b"features")  # a feature file is preferred to transcripts
+    assert not book.is_current(chapter, {"data": ""}, root)
+
+
+def test_new_committed_results_re_execute_the_chapter_that_reads_them(tmp_path, monkeypatch):
+    monkeypatch.delenv("MCEF_DATA", raising=False)
+    results = tmp_path / "book" / "results" / "real_text"
+    results.mkdir(parents=True)
+    (results / "summary.json").write_text("{}")
+    chapter = _stamped(tmp_path, "mcef:\n  data: false\n  reads: [book/results]\n")
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "IEMOCAP_features.pkl").write_bytes(b"features")
+    assert book.is_current(chapter, {"data": ""}, tmp_path)  # it reads no data: a new feature file changes nothing
+    (results / "summary.json").write_text('{"provenance": {}}')
+    assert not book.is_current(chapter, {"data": ""}, tmp_path)
+    chapter.stamp.write_text(json.dumps(book.stamp_for(chapter, {"data": ""}, tmp_path)))
+    (results / "run.json").write_text("{}")  # a new file
+    assert not book.is_current(chapter, {"data": ""}, tmp_path)
+
+
+def test_chapter_front_matter_with_an_unknown_key_is_rejected(tmp_path):
+    with pytest.raises(book.BookError, match="unknown keys \\['needs'\\]"):
+        _stamped(tmp_path, "mcef:\n  needs: [text]\n")
+
+
 # ----------------------------------------------------------------------------- the built book in a browser
 
 
 @pytest.fixture(scope="module")
 def built_html() -> Path:
     """The book's HTML: reused when `make book` built it from the current sources, else built at smoke."""
-    current = all(book.is_current(c) for c in book.chapters()) and book.html_is_current()
+    current = all(book.is_current(c, root=REPO) for c in book.chapters(REPO)) and book.html_is_current(REPO)
     if not current:
-        book.run_book(book.BookParameters(profile="smoke"))
-    return book.PROJECT_ROOT / "_build" / "html"
+        book.run_book(book.BookParameters(profile="smoke"), root=REPO)
+    return REPO / "_build" / "html"
 
 
 def _chromium(*args: str) -> str:

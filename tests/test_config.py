@@ -27,11 +27,13 @@ def test_paper_config_is_the_reference_recipe():
 
 
 def test_dotted_overrides_parse_values():
-    c = load_config(CONFIGS / "smoke.yaml", ["train.lr=1e-3", "data.modalities=[text, audio]", "train.bf16=false",
-                                             "model.hidden=48", "data.synthetic.n_train=7"])
+    c = load_config(CONFIGS / "smoke.yaml", ["train.lr=1e-3", "model.modalities=[text, audio]",
+                                             "model.precision=bfloat16", "model.hidden=48",
+                                             "data.synthetic.n_train=7", "data.text.encoder=all-mpnet-base-v2"])
     assert c.train.lr == 1e-3 and isinstance(c.train.lr, float)
-    assert c.data.modalities == ("text", "audio")
-    assert c.train.bf16 is False and c.model.hidden == 48
+    assert c.model.modalities == ("text", "audio")
+    assert c.model.precision == "bfloat16" and c.model.hidden == 48
+    assert c.data.text.encoder == "all-mpnet-base-v2" and c.data.text.context == "none"
     assert c.data.synthetic["n_train"] == 7 and c.data.synthetic["n_test"] == 4  # merged, not replaced
 
 
@@ -41,7 +43,7 @@ def test_defaults_and_with_changes():
     changed = with_changes(c, name="x", train={"seed": 3})
     assert (changed.name, changed.train.seed, changed.train.lr) == ("x", 3, c.train.lr)
     assert "hidden: 512" in dump_config(c)
-    assert config_to_dict(c)["data"]["modalities"] is None
+    assert config_to_dict(c)["model"]["modalities"] is None
 
 
 @pytest.mark.parametrize("override, message", [
@@ -49,9 +51,15 @@ def test_defaults_and_with_changes():
     ("optimizer.lr=1", "unknown key 'optimizer'"),
     ("train.epochs=ten", "train.epochs: expected an integer, got 'ten'"),
     ("train.lr=fast", "train.lr: expected a number"),
-    ("train.bf16=3", "train.bf16: expected true or false"),
+    ("model.packed=3", "model.packed: expected true or false"),
     ("model.fusion=sum", "model.fusion: expected one of"),
-    ("data.modalities=[text, smell]", "data.modalities must be a non-empty subset"),
+    ("model.modalities=[text, smell]", "model: modalities: expected distinct names"),
+    ("model.hidden=30", "model: n_heads: expected a divisor of hidden=30"),
+    ("model.dropout=1.5", "model: dropout: expected a probability"),
+    ("loss.temperature=0", "loss: LossWeights.temperature: expected > 0"),
+    ("data.text.context=future", "data.text.context: expected one of"),
+    ("data.modalities=[text]", "data.modalities is now model.modalities"),
+    ("train.bf16=true", "train.bf16 is gone: model.precision"),
     ("train.epochs=0", "train.epochs must be at least 1"),
     ("train.early_stopping=-1", "train.early_stopping must be 0"),
     ("train.plateau_patience=-2", "train.plateau_patience must be 0"),
@@ -60,6 +68,18 @@ def test_defaults_and_with_changes():
 def test_bad_overrides_give_clear_errors(override, message):
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace("[", r"\[")):
         load_config(CONFIGS / "smoke.yaml", [override])
+
+
+def test_model_and_loss_sections_are_the_model_and_loss_classes():
+    """One schema per concept: the config's sections are MCEFConfig and LossWeights themselves."""
+    from mcef.losses import LossWeights
+    from mcef.model import MCEFConfig
+
+    c = load_config(CONFIGS / "paper.yaml")
+    assert type(c.model) is MCEFConfig and type(c.loss) is LossWeights
+    import mcef.config
+
+    assert not hasattr(mcef.config, "ModelConfig") and not hasattr(mcef.config, "LossConfig")
 
 
 def test_bad_file_names_the_file_and_key(tmp_path):

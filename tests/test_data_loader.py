@@ -69,10 +69,12 @@ def test_shuffle_is_seeded_per_epoch(tiny_dataset):
     assert len(batch_orders) > 1 and len({frozenset(o) for o in batch_orders}) == 1  # same buckets, new order
 
 
-def test_modality_subset_and_errors(tiny_dataset):
-    loader = DialogueLoader(tiny_dataset, "test", modalities=["audio"], device="cpu")
+@pytest.mark.device
+def test_modality_subset_and_errors(tiny_dataset, device):
+    loader = DialogueLoader(tiny_dataset, "test", modalities=["audio"], device=device)
     batch = next(iter(loader))
-    assert list(batch.features) == ["audio"] and batch.features["audio"].device.type == "cpu"
+    assert list(batch.features) == ["audio"] and batch.features["audio"].device.type == torch.device(device).type
+    assert batch.mask.device.type == batch.labels.device.type == torch.device(device).type
     with pytest.raises(DataError, match="no modality"):
         DialogueLoader(tiny_dataset, "test", modalities=["smell"])
     with pytest.raises(KeyError):

@@ -48,7 +48,7 @@ def small_config(modalities=("text", "audio", "visual"), **overrides):
     values = dict(modalities=modalities, input_dims=tuple(SMALL_DIMS[m] for m in modalities), hidden=16,
                   n_heads=4, n_self_heads=2)
     values.update(overrides)
-    return MCEFConfig(**values)
+    return MCEFConfig.paper(**values)
 
 
 def twin(config, **overrides):
@@ -94,7 +94,9 @@ def test_bad_configs_and_batches_name_the_problem():
     with pytest.raises(ValueError, match="modalities"):
         MCEFConfig(modalities=("smell",), input_dims=(3,))
     with pytest.raises(ValueError, match="input_dims"):
-        MCEFConfig(input_dims=(3, 4))
+        MCEFConfig(modalities=("text",), input_dims=(3, 4))
+    with pytest.raises(ValueError, match="unset"):
+        MCEF(MCEFConfig())  # sizes left to the data must be resolved first (for_dataset / paper)
     with pytest.raises(ValueError, match="fusion"):
         MCEFConfig(fusion="average")
     with pytest.raises(ValueError, match="n_self_heads"):
@@ -138,19 +140,21 @@ def test_padding_changes_no_valid_output_or_loss(fusion, packed):
         assert torch.allclose(value, objective(b, more)[key], atol=1e-5), key
 
 
+@pytest.mark.device
 @pytest.mark.parametrize("fusion", FUSIONS)
 @pytest.mark.parametrize("modalities", [("text",), ("audio", "visual"), ("text", "audio", "visual")])
-def test_every_variant_and_subset_trains_without_nan(fusion, modalities):
+def test_every_variant_and_subset_trains_without_nan(fusion, modalities, device):
     config = small_config(modalities, fusion=fusion)
-    model = MCEF(config).train()
+    model = MCEF(config).to(device).train()
     batch = make_batch([7, 1, 1, 4], dims={m: SMALL_DIMS[m] for m in modalities})
     batch.labels = batch.labels.clamp(max=2).masked_fill(~batch.mask, -1)  # classes 3..5 absent
+    batch = batch.to(device)
     output = model(batch)
     B, T = batch.mask.shape
     assert set(output.representations) == set(output.logits) == set(modalities)
     assert all(r.shape == (B, T, 16) for r in output.representations.values())
     assert all(lg.shape == (B, T, 6) for lg in output.logits.values()) and output.fused_logits.shape == (B, T, 6)
-    terms = Objective(LossWeights(kl=1.0), class_weights=torch.rand(6) + 0.5)(output, batch)
+    terms = Objective(LossWeights(kl=1.0), class_weights=(torch.rand(6) + 0.5).to(device))(output, batch)
     terms["total"].backward()
     assert all(torch.isfinite(v) for v in terms.values())
     grads = [p.grad for p in model.parameters() if p.grad is not None]
@@ -189,22 +193,24 @@ def test_dropout_makes_training_stochastic_and_eval_deterministic():
     assert torch.equal(model(batch).fused_logits, model(batch).fused_logits)
 
 
-def test_bfloat16_precision_is_close_and_float32_out():
+@pytest.mark.device
+def test_bfloat16_precision_is_close_and_float32_out(device):
     fp32, bf16 = twin(small_config(hidden=32, n_heads=8, n_self_heads=4), precision="bfloat16")
-    batch = make_batch([6, 3])
-    a, b = fp32.eval()(batch), bf16.eval()(batch)
+    batch = make_batch([6, 3]).to(device)
+    a, b = fp32.to(device).eval()(batch), bf16.to(device).eval()(batch)
     assert b.fused_logits.dtype == torch.float32
     scale = a.fused_logits[batch.mask].abs().max()
     assert (a.fused_logits - b.fused_logits)[batch.mask].abs().max() < 0.05 * scale
 
 
 @pytest.mark.slow
+@pytest.mark.device
 @pytest.mark.parametrize("precision", ["float32", "bfloat16"])
-def test_full_size_forward_backward_on_sixteen_iemocap_dialogues(precision):
+def test_full_size_forward_backward_on_sixteen_iemocap_dialogues(precision, device):
     torch.manual_seed(0)
     lengths = [110, 8, 47, 53, 62, 44, 38, 26, 69, 51, 33, 60, 45, 57, 29, 41]  # IEMOCAP-like, 773 utterances
-    batch = make_batch(lengths, dims=IEMOCAP_DIMS)
-    model = MCEF(MCEFConfig.paper(precision=precision)).train()
+    batch = make_batch(lengths, dims=IEMOCAP_DIMS).to(device)
+    model = MCEF(MCEFConfig.paper(precision=precision)).to(device).train()
     for hgr_mode in ("correct", "reference"):
         terms = Objective(LossWeights(hgr_mode=hgr_mode, kl=0.5))(model(batch), batch)
         model.zero_grad()

@@ -12,9 +12,11 @@ import jupytext
 import nbformat
 import pytest
 
-from mcef import book
+from book_helpers import REPO
 
-CHAPTERS = book.chapters()
+from mcef.book import runner as book
+
+CHAPTERS = book.chapters(REPO)
 
 
 @pytest.mark.parametrize("chapter", CHAPTERS, ids=[c.name for c in CHAPTERS])
@@ -33,7 +35,7 @@ def test_text_source_round_trips_through_ipynb_keeping_the_parameters_tag(chapte
 @pytest.mark.book
 @pytest.mark.parametrize("chapter", CHAPTERS, ids=[c.name for c in CHAPTERS])
 def test_chapter_runs_at_smoke_and_glues_every_cited_number(chapter):
-    book.execute_chapters(book.BookParameters(profile="smoke"), only=chapter.name)  # skipped when current
+    book.execute_chapters(book.BookParameters(profile="smoke"), only=chapter.name, root=REPO)  # skipped when current
     executed = nbformat.read(chapter.executed, as_version=4)
     outputs = [o for c in executed.cells if c.cell_type == "code" for o in c.get("outputs", [])]
     assert not [o for o in outputs if o.output_type == "error"]

@@ -1,31 +1,49 @@
-"""The committed real-data artifacts (book/results/real_text) are complete and consistent, and the chapter's table
-aggregates them correctly. Fast: reads JSON only, needs neither the transcripts nor the cached features."""
+"""The committed real-data artifacts (book/results/real_text) are complete, made by the committed configs, and the
+chapter's tables aggregate them correctly. Fast: reads JSON only, needs neither the transcripts nor the features."""
 
 import json
+import shutil
+import subprocess
 
 import numpy as np
 import pytest
+from book_helpers import REPO, make_root
 
-from mcef import real_results as rr
-from mcef.config import load_config, with_changes
-from mcef.data import SyntheticConfig, make_synthetic
+from mcef.book import real_results as rr
+from mcef.book.common import SelfCheckFailed
+from mcef.config import load_config, save_config, with_changes
 from mcef.experiments import aggregate, collect
+from mcef.metrics import HEADLINE
+from mcef.runs import config_digest
 from mcef.train import read_metrics
 
-ARTIFACTS = rr.PROJECT_ROOT / "book" / "results" / "real_text"
-CORPORA = list(rr.CONFIGS)
+SETTINGS = rr.real_text_settings("smoke", REPO)
+FOUND = rr.corpora(SETTINGS, REPO)
+ARTIFACTS = REPO / SETTINGS.artifacts
+SEEDS = SETTINGS.seeds
+CORPORA = list(FOUND)
+
+
+def test_the_profiles_name_the_committed_configs_and_their_corpora():
+    assert CORPORA == ["iemocap", "meld"] and SEEDS == (0, 1, 2, 3, 4)
+    assert FOUND["iemocap"].encoder == "all-mpnet-base-v2" and FOUND["meld"].encoder == "all-MiniLM-L6-v2"
+    assert all(corpus.config.data.standardise for corpus in FOUND.values())
+    commands = rr.reproduce_commands(SETTINGS, FOUND)
+    assert "mcef sweep --config configs/real/iemocap_text.yaml --seeds 0 1 2 3 4 --root book/results/real_text" in commands
+    assert ("mcef features baseline --config configs/real/meld_text.yaml --out book/results/real_text/baseline_meld.json"
+            in commands)
 
 
 @pytest.mark.parametrize("corpus", CORPORA)
 def test_artifacts_are_complete(corpus):
-    assert rr.artifact_problems(ARTIFACTS, corpus) == []
-    runs = rr.read_runs(ARTIFACTS, corpus)
-    assert sorted(runs) == list(rr.SEEDS)
+    assert rr.artifact_problems(ARTIFACTS, FOUND[corpus], SEEDS) == []
+    runs = rr.read_runs(ARTIFACTS, FOUND[corpus], SEEDS)
+    assert sorted(runs) == list(SEEDS)
     for seed, summary in runs.items():
         assert summary["selection"] == "validation weighted-F1"
         assert summary["test"]["epoch"] == summary["selected_epoch"]
         assert summary["data"]["name"] == corpus
-        assert rr.ENCODERS[corpus] in summary["data"]["description"]
+        assert FOUND[corpus].encoder in summary["data"]["description"]
         assert "standardised" in summary["data"]["description"]
         labels = summary["data"]["label_names"]
         assert set(summary["test"]["per_class_f1"]) == set(labels)
@@ -34,8 +52,8 @@ def test_artifacts_are_complete(corpus):
 
 @pytest.mark.parametrize("corpus", CORPORA)
 def test_selected_epoch_is_the_best_validation_epoch(corpus):
-    for seed in rr.SEEDS:
-        run_dir = ARTIFACTS / rr.config_name(corpus) / f"seed{seed}"
+    for seed in SEEDS:
+        run_dir = ARTIFACTS / FOUND[corpus].config.name / f"seed{seed}"
         history = read_metrics(run_dir)
         summary = json.loads((run_dir / "summary.json").read_text())
         scores = [h["valid_weighted_f1"] for h in history]
@@ -45,57 +63,66 @@ def test_selected_epoch_is_the_best_validation_epoch(corpus):
 
 
 @pytest.mark.parametrize("corpus", CORPORA)
-def test_run_configs_reload_to_the_committed_config(corpus):
-    for seed in rr.SEEDS:
-        saved = load_config(ARTIFACTS / rr.config_name(corpus) / f"seed{seed}" / "config.yaml")
-        assert saved == with_changes(rr.real_config(corpus), train={"seed": seed})
-        assert saved.data.modalities == ("text",)
+def test_runs_were_made_by_the_committed_config(corpus):
+    for seed in SEEDS:
+        run_dir = ARTIFACTS / FOUND[corpus].config.name / f"seed{seed}"
+        expected = with_changes(FOUND[corpus].config, train={"seed": seed})
+        assert load_config(run_dir / "config.yaml") == expected
+        assert load_config(run_dir / "config.yaml").model.modalities == ("text",)
+        summary = json.loads((run_dir / "summary.json").read_text())
+        assert summary["provenance"]["config_digest"] == config_digest(expected)
 
 
 def test_no_checkpoints_are_committed():
-    assert list(ARTIFACTS.rglob("*.pt")) == []
+    try:
+        tracked = subprocess.run(["git", "ls-files", str(ARTIFACTS)], cwd=REPO, capture_output=True, text=True,
+                                 check=True).stdout.split()
+    except (OSError, subprocess.CalledProcessError):
+        pytest.skip("not a git checkout")
+    assert [path for path in tracked if path.endswith(".pt")] == []
 
 
 @pytest.mark.parametrize("corpus", CORPORA)
 def test_table_aggregates_the_runs(corpus):
-    runs = list(rr.read_runs(ARTIFACTS, corpus).values())
-    rows = rr.result_rows(ARTIFACTS, corpus)
+    runs = list(rr.read_runs(ARTIFACTS, FOUND[corpus], SEEDS).values())
+    rows = rr.result_rows(ARTIFACTS, FOUND[corpus], SEEDS)
     ours, oracle, baseline = rows[0], rows[1], rows[2]
-    assert ours["n"] == oracle["n"] == len(rr.SEEDS)
-    for metric in rr.HEADLINE:
+    assert ours["n"] == oracle["n"] == len(SEEDS)
+    for metric in HEADLINE:
         values = np.array([r["test"][metric] for r in runs])
         assert ours[metric] == pytest.approx(values.mean())
         assert ours[f"{metric}_std"] == pytest.approx(values.std(ddof=1))
         assert oracle[metric] == pytest.approx(np.mean([r["oracle_best_test"][metric] for r in runs]))
         assert oracle[metric] >= ours[metric] - 1e-12  # the oracle picks the best test epoch: never below
     # the experiments module agrees
-    table = {(r["metric"]): r for r in aggregate(collect(ARTIFACTS, names=[rr.config_name(corpus)]))}
+    table = {(r["metric"]): r for r in aggregate(collect(ARTIFACTS, names=[FOUND[corpus].config.name]))}
     assert table["test_weighted_f1"]["mean"] == pytest.approx(ours["weighted_f1"])
     assert table["test_weighted_f1"]["std"] == pytest.approx(ours["weighted_f1_std"])
-    assert baseline["weighted_f1"] == rr.read_baselines(ARTIFACTS)[corpus]["test"]["weighted_f1"]
+    assert baseline["weighted_f1"] == rr.read_baselines(ARTIFACTS, [corpus])[corpus]["test"]["weighted_f1"]
     anchors = [r for r in rows if r["model"].endswith("(published)")]
     assert anchors and all(r["protocol"] for r in anchors)
-    per_class = rr.per_class_rows(ARTIFACTS, corpus)
+    per_class = rr.class_rows(ARTIFACTS, FOUND[corpus], SEEDS)
     assert per_class["support"].sum() == runs[0]["test"]["n_utterances"]
     for _, row in per_class.iterrows():
-        assert row["mcef_f1"] == pytest.approx(np.mean([r["test"]["per_class_f1"][row["class"]] for r in runs]))
+        assert row["f1_mean"] == pytest.approx(np.mean([r["test"]["per_class_f1"][row["label"]] for r in runs]))
 
 
 @pytest.mark.parametrize("corpus", CORPORA)
 def test_baseline_choice_is_the_best_validation_setting(corpus):
-    baseline = rr.read_baselines(ARTIFACTS)[corpus]
+    baseline = rr.read_baselines(ARTIFACTS, [corpus])[corpus]
     best = max(baseline["search"], key=lambda s: s["valid_weighted_f1"])
     assert {"C": best["C"], "class_weight": best["class_weight"]} == baseline["chosen"]
     assert baseline["valid"]["weighted_f1"] == pytest.approx(best["valid_weighted_f1"])
-    assert set(baseline["test"]) >= set(rr.HEADLINE)
+    assert set(baseline["test"]) >= set(HEADLINE)
 
 
 def test_tuning_record_holds_validation_figures_only():
     records = json.loads((ARTIFACTS / "tuning.json").read_text())
     assert records
     for record in records:
-        assert set(record["valid"]) == set(rr.HEADLINE)
+        assert set(record["valid"]) == set(HEADLINE)
         assert "test" not in json.dumps(record)
+    assert len(rr.read_tuning(ARTIFACTS)) == len(records)
 
 
 def test_results_table_formats_percent_and_marks_missing_figures():
@@ -107,54 +134,81 @@ def test_results_table_formats_percent_and_marks_missing_figures():
     assert table.loc[0, "macro-F1"] == "-"
 
 
-def test_standardise_uses_training_statistics_and_copies():
-    dataset = make_synthetic(SyntheticConfig(n_train=10, n_test=4, dims=(8, 4, 4), min_length=3, max_length=6))
-    before = {k: d.features["text"].copy() for k, d in dataset.dialogues.items()}
-    scaled = rr.standardise(dataset)
-    train = np.concatenate([d.features["text"] for d in scaled.split("train")])
-    assert np.allclose(train.mean(axis=0), 0, atol=1e-5) and np.allclose(train.std(axis=0), 1, atol=1e-3)
-    assert all(np.array_equal(before[k], d.features["text"]) for k, d in dataset.dialogues.items())
-    assert scaled.dialogues.keys() == dataset.dialogues.keys() and scaled.splits == dataset.splits
-
-
 def test_recipe_table_shows_each_committed_config_field():
-    table = rr.recipe_table()
+    table = rr.recipe_table(FOUND)
     assert list(table.index) == list(rr.RECIPE_FIELDS) and list(table.columns) == CORPORA
     for corpus in CORPORA:
-        config = load_config(rr.CONFIGS[corpus])
+        config = load_config(REPO / FOUND[corpus].config_path)
         assert table.loc["model.hidden", corpus] == config.model.hidden
         assert table.loc["train.lr", corpus] == config.train.lr
+        assert table.loc["data.text.encoder", corpus] == FOUND[corpus].encoder
+    assert "IEMOCAP: all-mpnet-base-v2, standardised" in rr.features_sentence(FOUND)
 
 
 def test_split_sizes_and_provenance_quote_the_recorded_splits():
-    runs = {corpus: rr.read_runs(ARTIFACTS, corpus) for corpus in CORPORA}
-    seed = rr.SEEDS[0]
+    runs = {corpus: rr.read_runs(ARTIFACTS, FOUND[corpus], SEEDS) for corpus in CORPORA}
+    seed = SEEDS[0]
     text = rr.split_sizes(runs, seed)
     for corpus in CORPORA:
         for split, sizes in runs[corpus][seed]["data"]["splits"].items():
             assert f"{split} {sizes['dialogues']} dialogues / {sizes['utterances']} utterances" in text
     assert text.index("IEMOCAP:") < text.index("MELD:")
-    note = rr.provenance_note("read back", runs, seed)
-    assert note.startswith("**Figures:** read back") and runs["iemocap"][seed]["device"] in note and text in note
+    note = rr.provenance_note(SETTINGS, FOUND, runs)
+    assert note.startswith("**Figures:** read from the committed run artifacts in `book/results/real_text`")
+    assert runs["iemocap"][seed]["device"] in note and text in note
+    assert all(f"`{command}`" in note for command in rr.reproduce_commands(SETTINGS, FOUND))
 
 
 @pytest.mark.parametrize("corpus", CORPORA)
 def test_result_facts_are_the_rows_in_percent(corpus):
-    rows = rr.result_rows(ARTIFACTS, corpus)
-    runs = rr.read_runs(ARTIFACTS, corpus)
+    rows = rr.result_rows(ARTIFACTS, FOUND[corpus], SEEDS)
+    runs = rr.read_runs(ARTIFACTS, FOUND[corpus], SEEDS)
     facts = rr.result_facts(corpus, rows, runs)
     assert facts[f"{corpus}_weighted_f1"] == pytest.approx(100 * rows[0]["weighted_f1"])
     assert facts[f"{corpus}_logistic_macro_f1"] == pytest.approx(100 * rows[2]["macro_f1"])
     gain = 100 * (rows[0]["weighted_f1"] - rows[2]["weighted_f1"])
     assert facts[f"{corpus}_gain"] == pytest.approx(abs(gain)) and facts[f"{corpus}_side"] == ("above" if gain >= 0 else "below")
     assert facts[f"{corpus}_minutes"] == pytest.approx(sum(r["wall_time_s"] for r in runs.values()) / 60)
-    assert facts[f"{corpus}_n"] == len(rr.SEEDS)
+    assert facts[f"{corpus}_n"] == len(SEEDS)
 
 
 def test_per_class_and_seed_tables_stack_the_corpora():
-    per_class = {corpus: rr.per_class_rows(ARTIFACTS, corpus) for corpus in CORPORA}
+    per_class = {corpus: rr.class_rows(ARTIFACTS, FOUND[corpus], SEEDS) for corpus in CORPORA}
     shown = rr.per_class_display(per_class)
     assert list(shown.columns) == ["class", "support", "MCEF F1", "logistic F1"]
     assert len(shown.loc["MELD"]) == len(per_class["meld"]) and " ± " in shown.iloc[0]["MCEF F1"]
-    seeds = rr.seed_tables(ARTIFACTS)
-    assert list(seeds.loc["IEMOCAP", "seed"]) == list(rr.SEEDS)
+    seeds = rr.seed_tables(ARTIFACTS, FOUND, SEEDS)
+    assert list(seeds.loc["IEMOCAP", "seed"]) == list(SEEDS)
+    assert len(rr.per_class_figure(per_class).data) == 2 * len(CORPORA)
+
+
+@pytest.fixture
+def copied(tmp_path):
+    """A project root holding a copy of the committed configs and results."""
+    root = make_root(tmp_path)
+    shutil.copytree(ARTIFACTS, root / SETTINGS.artifacts)
+    return root
+
+
+def test_incomplete_artifacts_fail_the_chapter_with_the_commands_that_rebuild_them(copied):
+    rr.chapter_artifacts("smoke", copied)  # complete: no error
+    (copied / SETTINGS.artifacts / "meld_text" / "seed3" / "summary.json").unlink()
+    (copied / SETTINGS.artifacts / "baseline_iemocap.json").unlink()
+    with pytest.raises(SelfCheckFailed) as failure:
+        rr.chapter_artifacts("smoke", copied)
+    message = str(failure.value)
+    assert "meld_text/seed3/summary.json is missing" in message and "baseline_iemocap.json is missing" in message
+    assert "mcef sweep --config configs/real/meld_text.yaml --seeds 0 1 2 3 4 --root book/results/real_text" in message
+
+
+def test_a_run_made_by_another_config_is_named_with_the_field_that_differs(copied):
+    corpus = FOUND["iemocap"]
+    run_dir = copied / SETTINGS.artifacts / corpus.config.name / "seed1"
+    other = with_changes(corpus.config, train={"seed": 1, "lr": 0.5})
+    save_config(other, run_dir / "config.yaml")
+    summary = json.loads((run_dir / "summary.json").read_text())
+    summary["provenance"] = {**summary.get("provenance", {}), "config_digest": config_digest(other)}
+    (run_dir / "summary.json").write_text(json.dumps(summary))
+    problems = rr.artifact_problems(copied / SETTINGS.artifacts, corpus, SEEDS)
+    assert len(problems) == 1 and "made by another config than configs/real/iemocap_text.yaml" in problems[0]
+    assert "train.lr: 0.5 -> 0.001" in problems[0]

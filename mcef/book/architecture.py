@@ -7,15 +7,12 @@
   recorded with forward hooks (the model is run, never re-implemented).
 - :func:`dialogue_attention`: one dialogue through the model with ``return_attention=True``: attention maps of
   every block and the modality weights of the gated fusion; :func:`attention_summary` condenses them.
-- :func:`chapter_data` and :func:`trained_model`: the chapter's dataset (three modalities needed) and its model
-  (a finished run reused when one matches, else a short run trained with :func:`mcef.train.fit`).
+- :func:`trained_model`: the training chapter's run, read from the run store by its digest (trained when missing).
 - Figures of the chapter: :func:`parameter_bars`, :func:`attention_grid`, :func:`gate_plot`.
 """
 
 from __future__ import annotations
 
-import json
-import warnings
 from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
@@ -26,11 +23,10 @@ import plotly.graph_objects as go
 import torch
 from plotly.subplots import make_subplots
 
+from mcef.book.common import MODALITY_COLORS, BookRun, book_layout, check, run_config, train_or_reuse
 from mcef.data.batch import Batch
 from mcef.data.dataset import MODALITIES, DialogueDataset
 from mcef.model import MCEF, MCEFConfig, MCEFOutput, count_parameters
-from mcef.plots import MODALITY_COLORS, book_layout
-from mcef.profiles import section_settings
 
 # Top-level module of MCEF -> (stage number, stage name), in the order of the forward pass.
 STAGES = {
@@ -48,8 +44,6 @@ STAGES = {
 # The reference's own count with IEMOCAP dims (1024/1582/342) and 6 classes (see the book's reference page):
 # coefficients of H^2, H and 1. The chapter checks it against the count of our implementation.
 REFERENCE_POLYNOMIAL = (73, 3068, 24)
-RUN_NAME = "02_fusion_architecture"  # this chapter's own run, under the book's run root
-SHARED_RUN_NAME = "mcef"  # the training chapter's main run (run_root/mcef/seed<seed>), reused when it matches
 
 
 # ----------------------------------------------------------------------------- parameters per block
@@ -70,7 +64,8 @@ def parameter_table(model: MCEF) -> pd.DataFrame:
     """One row per (block, part): columns stage, stage_name, block, part, parameters.
 
     Stacked weights (``(G, ...)``) are split into their G blocks; the rows sum to ``count_parameters(model)``
-    (checked here: a parameter the table cannot place raises instead of being dropped).
+    (checked here: a parameter the table cannot place raises, a total that differs is
+    :class:`~mcef.book.common.SelfCheckFailed`).
     """
     labels = group_labels(model)
     rows: dict[tuple[str, str, str], int] = {}
@@ -94,8 +89,8 @@ def parameter_table(model: MCEF) -> pd.DataFrame:
         ]
     )
     total, expected = int(table["parameters"].sum()), count_parameters(model)
-    if total != expected:
-        raise AssertionError(f"parameter_table: rows sum to {total}, count_parameters says {expected}")
+    check(total == expected, f"parameter_table: the rows sum to {total:,} parameters, count_parameters counts "
+                             f"{expected:,}")
     return table
 
 
@@ -121,8 +116,8 @@ def first_block_parts(parts: pd.DataFrame, stage_name: str) -> pd.DataFrame:
 def parameter_facts(model: MCEF) -> dict[str, float | int | str]:
     """What the chapter says about where ``model``'s parameters are, keyed by its glue names.
 
-    The per-block table's total against ``count_parameters``, the number of blocks, the attention blocks' share,
-    and the parameters of the input LayerNorms, which are built but never applied (``pre_norm=False``).
+    The per-block table's total (:func:`parameter_table` checks it equals ``count_parameters``), the number of blocks, the attention blocks' share, and the parameters of the input LayerNorms,
+    which are built but never applied (``pre_norm=False``).
     """
     parts = parameter_table(model)
     blocks = per_block(parts)
@@ -131,7 +126,6 @@ def parameter_facts(model: MCEF) -> dict[str, float | int | str]:
     return {
         "table_total": total,
         "counted_total": counted,
-        "table_matches": "equal" if total == counted else "DIFFERENT",
         "n_blocks": len(blocks),
         "attention_share": float(stages.loc[["self-attention", "cross-attention"], "share"].sum()),
         "unused_norm": int(parts.loc[parts["part"] == "input_norm", "parameters"].sum()),
@@ -176,19 +170,20 @@ POLYNOMIAL_STAGES = {"cross": "cross-attention", "gate": "sigmoid gate", "reduce
 def polynomial_facts(config: MCEFConfig, check_hidden: tuple[int, ...] = (512, 1024)) -> dict[str, int | str]:
     """The parameter count of ``config`` as a polynomial in H, beside the reference's, keyed by the chapter's glue names.
 
+    The summed polynomial must be the reference's (:class:`~mcef.book.common.SelfCheckFailed` otherwise).
     ``formula_<H>`` / ``counted_<H>``: the polynomial at H against a model of the same config built at that size;
     ``formula_<stage>``: one block's polynomial for the stages of :data:`POLYNOMIAL_STAGES`.
     """
     polynomial = parameter_polynomial(config)
     coefficients = tuple(int(polynomial[c].sum()) for c in ("h2", "h1", "h0"))
-    facts = {
-        "formula": format_polynomial(*coefficients),
-        "reference_formula": format_polynomial(*REFERENCE_POLYNOMIAL),
-        "formula_matches": "the same" if coefficients == REFERENCE_POLYNOMIAL else "NOT the same",
-    }
+    check(coefficients == REFERENCE_POLYNOMIAL, f"polynomial_facts: the count of our model is "
+          f"{format_polynomial(*coefficients)}, the reference's {format_polynomial(*REFERENCE_POLYNOMIAL)}")
+    facts = {"formula": format_polynomial(*coefficients), "reference_formula": format_polynomial(*REFERENCE_POLYNOMIAL)}
     for h in check_hidden:
         facts[f"formula_{h}"] = evaluate_polynomial(coefficients, h)
         facts[f"counted_{h}"] = count_parameters(meta_model(replace(config, hidden=h)))
+        check(facts[f"formula_{h}"] == facts[f"counted_{h}"], f"polynomial_facts: at H = {h} the polynomial gives "
+              f"{facts[f'formula_{h}']:,} parameters, the model built at that size counts {facts[f'counted_{h}']:,}")
     for key, stage in POLYNOMIAL_STAGES.items():
         facts[f"formula_{key}"] = polynomial.loc[polynomial["stage_name"] == stage, "formula"].iloc[0]
     return facts
@@ -365,113 +360,32 @@ def attention_summary(snapshot: DialogueAttention) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-# ----------------------------------------------------------------------------- the chapter's data and model
+# ----------------------------------------------------------------------------- the chapter's model
 
 
-def chapter_data(data: str, profile: str, seed: int = 0) -> tuple[DialogueDataset, str]:
-    """The dataset of a fusion chapter and a sentence saying which it is: ``mcef.book.load_book_data``
-    with all three modalities needed (real multimodal features when given or found, else synthetic)."""
-    from mcef.book import load_book_data
+def trained_model(dataset: DialogueDataset, profile: str, *, run_root: str | Path, seed: int, device: str = "auto",
+                  root: str | Path | None = None) -> tuple[MCEF, BookRun]:
+    """The training chapter's run of ``seed`` on ``dataset`` (profile section ``training_run``) and its model.
 
-    return load_book_data(data, profile, seed, needs=MODALITIES)
-
-
-@dataclass(frozen=True)
-class ChapterSettings:
-    """How the chapter's model is trained when no finished run can be reused (profile section ``architecture``)."""
-
-    hidden: int = 512  # H of the trained model (the paper's 512 outside the smoke profile)
-    epochs: int = 10  # training epochs (the best one is chosen on validation weighted F1)
-    lr: float = 1e-4  # Adam learning rate
-    batch_size: int = 16  # dialogues per batch
-
-
-# Used when a profile has no ``architecture`` section; the section's keys override these.
-DEFAULT_SETTINGS = {
-    "smoke": ChapterSettings(hidden=64, epochs=4, lr=1e-3, batch_size=8),
-    "quick": ChapterSettings(hidden=512, epochs=10),
-    "full": ChapterSettings(hidden=512, epochs=150),
-}
-
-
-def chapter_settings(profile: str) -> ChapterSettings:
-    """The :class:`ChapterSettings` of ``profile``: its ``architecture`` section over the defaults."""
-    return section_settings(profile, "architecture", DEFAULT_SETTINGS, ChapterSettings())
-
-
-def experiment_config(settings: ChapterSettings, *, seed: int, device: str):
-    """The :class:`mcef.config.ExperimentConfig` of the chapter's own short run."""
-    from mcef.config import config_from_dict
-
-    return config_from_dict(
-        {
-            "name": RUN_NAME,
-            "model": {"hidden": settings.hidden},
-            "train": {"epochs": settings.epochs, "lr": settings.lr, "batch_size": settings.batch_size, "seed": seed,
-                      "device": device, "record_oracle_test": False, "progress": False,
-                      "checkpoint_every": settings.epochs},
-        },
-        "chapter 02 settings",
-    )  # fmt: skip
-
-
-def same_data(summary: dict, dataset: DialogueDataset) -> bool:
-    """True when a run's ``summary.json`` (``summary``) records ``dataset``: same name, modalities, dims,
-    label names and split sizes (the free-text ``description`` aside)."""
-    from mcef.train import describe_data
-
-    recorded = {k: v for k, v in summary.get("data", {}).items() if k != "description"}
-    expected = {k: v for k, v in describe_data(dataset, "").items() if k != "description"}
-    return json.loads(json.dumps(recorded)) == json.loads(json.dumps(expected))
-
-
-def load_run_model(run_dir: str | Path, device: str = "cpu") -> MCEF:
-    """The model of ``run_dir/best.pt`` (the epoch selected on validation), in eval mode."""
-    from mcef.device import resolve_device
-
-    path = Path(run_dir) / "best.pt"
-    if not path.is_file():
-        raise FileNotFoundError(f"load_run_model: {path} does not exist (train the run first)")
-    target = resolve_device(device)
-    state = torch.load(path, map_location=target, weights_only=False)
-    if "model_config" not in state or "model" not in state:
-        raise KeyError(f"{path}: expected keys 'model_config' and 'model' (a checkpoint of mcef.train.fit)")
-    model = MCEF(MCEFConfig(**state["model_config"])).to(target)
-    model.load_state_dict(state["model"])
-    return model.eval()
-
-
-def trained_model(dataset: DialogueDataset, settings: ChapterSettings, *, run_root: str | Path, seed: int,
-                  profile: str = "smoke", device: str = "auto", data_description: str = "") -> tuple[MCEF, dict]:  # fmt: skip
-    """Train or load the chapter's model; returns it and ``{"run_dir", "origin", "summary"}``.
-
-    Reused, in this order, when finished (``summary.json`` and ``best.pt``) on the same data: the training
-    chapter's run ``run_root/mcef/seed<seed>``, then this chapter's own run ``run_root/02_fusion_architecture/
-    seed<seed>`` if trained with the same config. Otherwise the own run is trained now with
-    :func:`mcef.train.fit`. An empty ``run_root`` means the book's default (``runs/book/<profile>``).
+    The run is looked up in the run store by its digest (config, data, package version): found when chapter 04 or
+    an earlier execution trained it, else trained now (chapter 04 then reuses it). The model is the checkpoint
+    selected on validation, loaded by :func:`mcef.evaluate.load_run`.
     """
-    from mcef.book import BookParameters, resolve_parameters
-    from mcef.config import config_to_dict, load_config
-    from mcef.train import fit
+    from mcef.evaluate import load_run
 
-    run_root = run_root or resolve_parameters(BookParameters(profile=profile))["run_root"]
-    config = experiment_config(settings, seed=seed, device=device)
-    shared = Path(run_root) / SHARED_RUN_NAME / f"seed{seed}"
-    own = Path(run_root) / RUN_NAME / f"seed{seed}"
-    for run_dir, origin in ((shared, "the training chapter's run"), (own, "this chapter's earlier run")):
-        summary_path = run_dir / "summary.json"
-        if not (summary_path.is_file() and (run_dir / "best.pt").is_file()):
-            continue
-        summary = json.loads(summary_path.read_text(encoding="utf-8"))
-        if not same_data(summary, dataset):
-            continue
-        if run_dir == own and config_to_dict(load_config(run_dir / "config.yaml")) != config_to_dict(config):
-            continue
-        return load_run_model(run_dir, device), {"run_dir": str(run_dir), "origin": f"loaded from {origin}", "summary": summary}
-    with warnings.catch_warnings():  # fit imports tqdm.auto, which warns in a kernel without ipywidgets
-        warnings.filterwarnings("ignore", message="IProgress not found")
-        summary = fit(config, dataset=dataset, run_dir=own, progress=False, data_description=data_description or None)
-    return load_run_model(own, device), {"run_dir": str(own), "origin": "trained now by this chapter", "summary": summary}
+    config = run_config(profile, "training_run", device=device, root=root)
+    run = train_or_reuse([config], [seed], dataset, run_root)[0]
+    _, model, _ = load_run(run.run_dir, device=device)
+    return model, run
+
+
+def run_facts(model: MCEF, run: BookRun) -> dict[str, float | int | str]:
+    """What the chapter says about the run its model comes from, keyed by its glue names."""
+    origin = ("read from the run store" if run.origin == "loaded"
+              else f"{run.origin} by this chapter (chapter 4 reads it from the run store)")
+    return {"run_origin": origin, "run_hidden": model.config.hidden, "run_epochs": int(run.summary["epochs_run"]),
+            "run_selected": int(run.summary["selected_epoch"]),
+            "run_valid_wf1": float(run.summary["valid"]["weighted_f1"])}
 
 
 # ----------------------------------------------------------------------------- figures

@@ -1,26 +1,23 @@
-"""Chapter 05 library: ablations of MCEF as named config variants, trained over seeds, aggregated and plotted.
+"""Chapter 05: ablations of MCEF as named config variants, trained over seeds, aggregated and plotted.
 
-Every variant is the base config (the paper recipe, ``configs/paper.yaml``, sized by the profile) changed with
-:func:`mcef.config.with_changes`. Three families:
+Every variant is the base config (the profile's ``ablation_run``: the paper recipe, ``configs/paper.yaml``, sized
+by the profile) changed with :func:`mcef.config.with_changes`. Three families:
 
-- ``modalities``: T, A, V, TA, TV, AV, TAV. True unimodal and bimodal models (``data.modalities``): the full
+- ``modalities``: T, A, V, TA, TV, AV, TAV. True unimodal and bimodal models (``model.modalities``): the full
   model's per-modality heads are not unimodal, each already mixes every modality through cross-attention.
 - ``loss``: fused CE only; + modality CE; + Soft-HGR (correct); + Soft-HGR (reference); + SDT's KL.
 - ``fusion``: equal (MCEF), sdt, concat, late.
 
 A variant's run name spells out its content (modalities, loss terms, fusion), so a config that appears in
-several families (TAV + full loss + equal fusion appears in all three) is a single run, and
-:func:`mcef.experiments.sweep` trains it once. What the name does not say (sizes, epochs, the data) goes into the
-name of the folder that holds the runs (:func:`grid_root`), so changing those never reuses a stale run.
+several families (TAV + full loss + equal fusion appears in all three) is a single run, trained once. Runs are
+looked up in the run store by their digest (config, data, package version; :mod:`mcef.runs`), so a change of
+sizes, epochs or data never reuses a stale run, and another chapter rebuilding a variant's config finds it.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 import statistics
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,13 +25,11 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from mcef.config import ExperimentConfig, config_to_dict, load_config, with_changes
+from mcef.book.common import BookRun, book_layout, run_config, run_figures, section_settings, train_or_reuse
+from mcef.config import ExperimentConfig, config_to_dict, with_changes
 from mcef.data.dataset import MODALITIES, DialogueDataset
-from mcef.experiments import aggregate, collect, mean_std, sweep
-from mcef.plots import book_layout
-from mcef.profiles import section_settings
+from mcef.experiments import aggregate, mean_std
 
-PAPER_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "paper.yaml"
 LETTERS = {"text": "T", "audio": "A", "visual": "V"}
 MODALITY_SETS = ("T", "A", "V", "TA", "TV", "AV", "TAV")
 FUSION_VARIANTS = ("equal", "sdt", "concat", "late")
@@ -44,42 +39,19 @@ METRICS = ("test_accuracy", "test_weighted_f1", "valid_weighted_f1")
 
 @dataclass(frozen=True)
 class AblationSettings:
-    """How big every ablation run is (profile section ``ablations`` over the per-profile defaults)."""
+    """What the grid adds to the base config (profile section ``ablations``; every field given there)."""
 
-    hidden: int = 512  # H of every variant (the paper's 512)
-    dropout: float = 0.5  # the paper's; smaller for the few-epoch profiles
-    epochs: int = 150  # maximum epochs; the epoch is chosen on validation weighted F1
-    lr: float = 1e-4  # Adam learning rate
-    batch_size: int = 16  # dialogues per batch
-    early_stopping: int = 20  # epochs without a better validation weighted F1 before stopping; 0 = off
-    kl: float = 0.1  # weight of SDT's KL term in "+ SDT KL": the modality CE's weight, as SDT weighs the two alike
+    kl: float  # weight of SDT's KL term in "+ SDT KL" (the modality CE's weight: SDT weighs the two alike)
 
 
-# Used when a profile has no ``ablations`` section; the section's keys override these.
-DEFAULT_SETTINGS = {
-    "smoke": AblationSettings(hidden=32, dropout=0.1, epochs=6, lr=3e-3, batch_size=4, early_stopping=0),
-    "quick": AblationSettings(hidden=64, dropout=0.3, epochs=12, lr=1e-3, batch_size=8, early_stopping=0),
-    "full": AblationSettings(),
-}
+def ablation_settings(profile: str, root: str | Path | None = None) -> AblationSettings:
+    """The :class:`AblationSettings` of ``profile``."""
+    return section_settings(profile, "ablations", AblationSettings, root)
 
 
-def ablation_settings(profile: str) -> AblationSettings:
-    """The :class:`AblationSettings` of ``profile``: its ``ablations`` section over the defaults."""
-    return section_settings(profile, "ablations", DEFAULT_SETTINGS, AblationSettings())
-
-
-def base_config(settings: AblationSettings, *, device: str = "auto") -> ExperimentConfig:
-    """The paper recipe (``configs/paper.yaml``) at the settings' size: every variant starts from it."""
-    paper = load_config(PAPER_CONFIG)
-    return with_changes(
-        paper,
-        name="ablation-base",
-        data={"modalities": list(MODALITIES)},
-        model={"hidden": settings.hidden, "dropout": settings.dropout},
-        train={"epochs": settings.epochs, "lr": settings.lr, "batch_size": settings.batch_size,
-               "early_stopping": settings.early_stopping, "device": device, "progress": False,
-               "record_oracle_test": False, "checkpoint_every": settings.epochs},
-    )
+def base_config(profile: str, *, device: str = "auto", root: str | Path | None = None) -> ExperimentConfig:
+    """The profile's ``ablation_run`` (the paper recipe at the profile's size): every variant starts from it."""
+    return run_config(profile, "ablation_run", device=device, root=root)
 
 
 # ----------------------------------------------------------------------------- the grid
@@ -92,10 +64,11 @@ def _weight(value: float) -> str:
 def variant_name(config: ExperimentConfig) -> str:
     """A run name that says what the run is: modalities, non-zero loss terms with weights, fusion.
 
-    E.g. ``TAV-ce0.3+mce0.1+hgr0.4-equal``; the reference Soft-HGR is ``hgrref``. Two configs with the same
-    name differ at most in what :func:`grid_root` encodes.
+    E.g. ``TAV-ce0.3+mce0.1+hgr0.4-equal``; the reference Soft-HGR is ``hgrref``. Within one grid, two configs with
+    the same name are the same run (:func:`distinct_configs` checks it); what the name does not say (sizes, data)
+    is in the run's digest.
     """
-    modalities = config.data.modalities or MODALITIES
+    modalities = config.model.modalities or MODALITIES
     letters = "".join(LETTERS[m] for m in MODALITIES if m in modalities)
     loss = config.loss
     terms = [f"ce{_weight(loss.fused_ce)}"]
@@ -136,13 +109,12 @@ def loss_changes(kl: float) -> dict[str, dict]:
     }
 
 
-def grid(base: ExperimentConfig, settings: AblationSettings | None = None) -> list[Variant]:
+def grid(base: ExperimentConfig, settings: AblationSettings) -> list[Variant]:
     """The 7 + 5 + 4 variants of the three families, in reading order."""
-    settings = settings or AblationSettings()
     variants = []
     for letters in MODALITY_SETS:
         modalities = [m for m in MODALITIES if LETTERS[m] in letters]
-        variants.append(Variant("modalities", letters, _named(with_changes(base, data={"modalities": modalities}))))
+        variants.append(Variant("modalities", letters, _named(with_changes(base, model={"modalities": modalities}))))
     for label, changes in loss_changes(settings.kl).items():
         variants.append(Variant("loss", label, _named(with_changes(base, loss=changes))))
     for fusion in FUSION_VARIANTS:
@@ -178,44 +150,19 @@ def distinct_configs(variants: list[Variant]) -> list[ExperimentConfig]:
 # ----------------------------------------------------------------------------- running
 
 
-def _identity(config: ExperimentConfig) -> dict:
-    """The fields of ``config`` that decide what a run computes (not where, how visibly, or which seed)."""
-    mapping = config_to_dict(config)
-    mapping["train"] = {k: v for k, v in mapping["train"].items() if k not in ("device", "progress", "seed")}
-    mapping.pop("name")
-    mapping["data"].pop("modalities")
-    mapping["loss"] = {}  # the variant names spell the loss out
-    mapping["model"].pop("fusion")
-    return mapping
+def run_variants(variants: list[Variant], seeds: list[int], dataset: DialogueDataset, run_root: str | Path) -> list[BookRun]:
+    """Every distinct run of ``variants`` for every seed: read from the run store, or trained into
+    ``run_root/ablations/<name>/seed<seed>``."""
+    return train_or_reuse(distinct_configs(variants), seeds, dataset, run_root, folder="ablations")
 
 
-def grid_root(run_root: str | Path, base: ExperimentConfig, dataset: DialogueDataset) -> Path:
-    """``run_root/ablations/<dataset>-<digest>``: the digest covers the base config's sizes and the data."""
-    from mcef.train import describe_data
-
-    facts = {"config": _identity(base), "data": describe_data(dataset, dataset.source)}
-    digest = hashlib.sha256(json.dumps(facts, sort_keys=True).encode()).hexdigest()[:10]
-    return Path(run_root) / "ablations" / f"{dataset.name}-{digest}"
-
-
-def run_variants(variants: list[Variant], seeds: list[int], root: str | Path, dataset: DialogueDataset) -> list[dict]:
-    """Train every distinct run of ``variants`` for every seed (finished runs are skipped); the runs' figures.
-
-    Returns :func:`mcef.experiments.collect`'s rows for these runs and seeds (one dict per run).
-    """
-    configs = distinct_configs(variants)
-    with warnings.catch_warnings():  # fit imports tqdm.auto, which warns in a kernel without ipywidgets
-        warnings.filterwarnings("ignore", message="IProgress not found")
-        sweep(configs, seeds, root, dataset=dataset, progress=False)
-    return collect(root, names=[c.name for c in configs], seeds=seeds)
-
-
-def results(variants: list[Variant], runs: list[dict], metrics=METRICS) -> pd.DataFrame:
+def results(variants: list[Variant], book_runs: list[BookRun], metrics=METRICS) -> pd.DataFrame:
     """One row per variant: family, label, run name, mean / std / n of each metric, and the paired difference.
 
     ``delta_wf1_mean`` / ``delta_wf1_std``: test weighted F1 minus the common run's, seed by seed (same seeds, so
     the seed-to-seed variation they share cancels), then mean and sample std over seeds.
     """
+    runs = [run_figures(run) for run in book_runs]
     table = {(row["config"], row["metric"]): row for row in aggregate(runs, metrics)}
     common = common_variant(variants).name
     by_seed = {(r["config"], r["seed"]): r["test_weighted_f1"] for r in runs}
@@ -352,9 +299,3 @@ def findings(frame: pd.DataFrame) -> dict[str, float | int | str]:
     facts.update({f"{name}_delta": 100 * float(fusion.loc[name, "delta_wf1_mean"]) for name in ("late", "concat", "sdt")})
     facts.update({f"params_{name}": int(fusion.loc[name, "parameters"]) for name in ("equal", "late", "concat")})
     return facts
-
-
-def count_finished(variants: list[Variant], seeds: list[int], root: str | Path) -> int:
-    """How many of the distinct runs of ``variants`` x ``seeds`` under ``root`` have finished (wrote a summary)."""
-    return sum((Path(root) / config.name / f"seed{seed}" / "summary.json").is_file()
-               for config in distinct_configs(variants) for seed in seeds)

@@ -1,4 +1,4 @@
-"""Chapter 06 library: how fast each configuration runs, and how a trained model copes with a bad modality.
+"""Chapter 06: how fast each configuration runs, and how a trained model copes with a bad modality.
 
 - Robustness: a trained run is evaluated on test data where one modality is missing or corrupted
   (:func:`perturb`): ``zero`` replaces its features with zeros, ``noise`` adds Gaussian noise scaled by each
@@ -7,7 +7,8 @@
   A missing modality is zeroed rather than removed: a model trained on three modalities has no way to run
   without one, while zero features make its bias-free input projection output exactly zero, so the stream
   carries only the speaker and position codes. Models trained without the modality are the ablation's
-  bimodal runs (chapter 05); :func:`robustness_table` evaluates, :func:`summarise_robustness` averages seeds.
+  bimodal runs (chapter 05), rebuilt from the profile's ``ablation_run`` and read from the run store by their
+  digest (:func:`robustness_runs`); :func:`robustness_table` evaluates, :func:`summarise_robustness` averages seeds.
 - Efficiency: :func:`efficiency_table` runs :func:`mcef.bench.bench` for every fusion variant on every available
   device; the equal-fusion (paper) configuration is timed side by side with the reference emulation.
 """
@@ -15,7 +16,9 @@
 from __future__ import annotations
 
 import math
+import statistics
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -23,11 +26,10 @@ import plotly.graph_objects as go
 import torch
 
 from mcef.bench import REFERENCE_CPU_EPOCH_S
+from mcef.book.common import (MODALITY_COLORS, BookRun, book_layout, load_recipe, run_config, section_settings,
+                               train_or_reuse)
 from mcef.config import ExperimentConfig, with_changes
-from mcef.data.dataset import DialogueDataset
-from mcef.experiments import aggregate
-from mcef.plots import MODALITY_COLORS, book_layout
-from mcef.profiles import section_settings
+from mcef.data.dataset import MODALITIES, DialogueDataset
 
 KINDS = ("zero", "noise", "shuffle")
 CONDITION_NAMES = {"clean": "clean", "zero": "missing (zeroed)", "shuffle": "shuffled across utterances",
@@ -36,28 +38,41 @@ CONDITION_NAMES = {"clean": "clean", "zero": "missing (zeroed)", "shuffle": "shu
 
 @dataclass(frozen=True)
 class EfficiencySettings:
-    """Sizes of chapter 06 (profile section ``efficiency`` over the per-profile defaults)."""
+    """Sizes of chapter 06 (profile section ``efficiency``; every field given there)."""
 
-    noise_scales: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0)  # noise std, in units of each dimension's training std
-    draws: int = 3  # noise and shuffle draws averaged per run
-    bench_hidden: int = 512  # H of the benchmarked configurations (512: the paper's model)
-    bench_epochs: int = 3  # timed epochs per configuration (the median is reported)
-    bench_warmup: int = 1  # untimed epochs first
-    bench_memory: bool = True  # measure peak memory too (one more epoch; on CPU in a fresh process)
-    fusions: tuple[str, ...] = ("equal", "sdt", "concat", "late")  # configurations benchmarked
-
-
-# Used when a profile has no ``efficiency`` section; the section's keys override these.
-DEFAULT_SETTINGS = {
-    "smoke": EfficiencySettings(noise_scales=(1.0, 4.0), draws=1, bench_hidden=32, bench_epochs=1, bench_memory=False),
-    "quick": EfficiencySettings(draws=2, bench_epochs=1),
-    "full": EfficiencySettings(),
-}
+    noise_scales: tuple[float, ...]  # noise std, in units of each dimension's training std
+    draws: int  # noise and shuffle draws averaged per run
+    bench_recipe: str  # the benchmarked recipe, relative to the project root (configs/paper.yaml)
+    bench_hidden: int  # H of the benchmarked configurations (512: the paper's model)
+    bench_epochs: int  # timed epochs per configuration (the median is reported)
+    bench_warmup: int  # untimed epochs first
+    bench_memory: bool  # measure peak memory too (one more epoch; on CPU in a fresh process)
+    fusions: tuple[str, ...]  # configurations benchmarked
 
 
-def efficiency_settings(profile: str) -> EfficiencySettings:
-    """The :class:`EfficiencySettings` of ``profile``: its ``efficiency`` section over the defaults."""
-    return section_settings(profile, "efficiency", DEFAULT_SETTINGS, EfficiencySettings())
+def efficiency_settings(profile: str, root: str | Path | None = None) -> EfficiencySettings:
+    """The :class:`EfficiencySettings` of ``profile``."""
+    return section_settings(profile, "efficiency", EfficiencySettings, root)
+
+
+# ----------------------------------------------------------------------------- the models
+
+
+def robustness_runs(profile: str, dataset: DialogueDataset, seeds: list[int], run_root: str | Path, *,
+                    device: str = "auto", root: str | Path | None = None) -> tuple[list[BookRun], dict[str, list[BookRun]]]:
+    """(the full model's runs, modality -> the runs of the model trained without it), one per seed.
+
+    The configs are rebuilt from the profile's ``ablation_run`` (the full model is its base, the others drop one
+    modality), so chapter 05's runs of the same configs are found in the run store by their digest; missing ones are
+    trained into ``run_root/robustness``.
+    """
+    base = run_config(profile, "ablation_run", device=device, root=root)
+    modalities = base.model.modalities or MODALITIES
+    without = {m: with_changes(base, name=f"{base.name}-without-{m}",
+                               model={"modalities": [o for o in modalities if o != m]}) for m in modalities}
+    full = train_or_reuse([base], seeds, dataset, run_root, folder="robustness")
+    return full, {m: train_or_reuse([config], seeds, dataset, run_root, folder="robustness")
+                  for m, config in without.items()}
 
 
 # ----------------------------------------------------------------------------- perturbed test data
@@ -101,13 +116,13 @@ def evaluate_model(model, config: ExperimentConfig, dataset: DialogueDataset, sp
     """Accuracy, weighted F1 and macro F1 of ``model`` (trained with ``config``) on ``split`` of ``dataset``."""
     from mcef.data import DialogueLoader
     from mcef.metrics import scores
-    from mcef.train import autocast_for, class_weights, make_objective, run_epoch
+    from mcef.train import class_weights, make_objective, run_epoch
 
     device = next(model.parameters()).device
     loader = DialogueLoader(dataset, split, batch_size=config.train.batch_size, modalities=model.config.modalities,
                             device=device)
     objective = make_objective(config, class_weights(config, dataset), device)
-    result = run_epoch(model, loader, objective, dataset.n_classes, autocast=autocast_for(device, config.train.bf16))
+    result = run_epoch(model, loader, objective, dataset.n_classes)
     figures = scores(result["confusion_matrix"], dataset.label_names)
     return {"accuracy": figures["accuracy"], "weighted_f1": figures["weighted_f1"], "macro_f1": figures["macro_f1"]}
 
@@ -229,12 +244,10 @@ def noise_figure(summary: pd.DataFrame, metric: str = "weighted_f1") -> go.Figur
                        yaxis_title=f"test {metric.replace('_', ' ')} (mean ± std over seeds)")
 
 
-def trained_without(without: dict, runs: list[dict], metric: str = "test_weighted_f1") -> dict[str, tuple[float, float]]:
-    """Modality -> (mean, std; NaN for one seed) of ``metric`` over the ``runs`` (rows of
-    :func:`mcef.experiments.collect`) of the variant ``without[modality]`` trained without it."""
-    table = {row["config"]: row for row in aggregate(runs, [metric])}
-    return {m: (table[v.name]["mean"], math.nan if table[v.name]["std"] is None else table[v.name]["std"])
-            for m, v in without.items()}
+def trained_without(without: dict[str, list[BookRun]], metric: str = "weighted_f1") -> dict[str, tuple[float, float]]:
+    """Modality -> (mean, sample std; NaN for one seed) of the test ``metric`` of the runs trained without it."""
+    values = {m: [run.summary["test"][metric] for run in runs] for m, runs in without.items()}
+    return {m: (statistics.fmean(v), statistics.stdev(v) if len(v) > 1 else math.nan) for m, v in values.items()}
 
 
 def missing_figure(summary: pd.DataFrame, trained_without: dict[str, tuple[float, float]] | None = None,
@@ -269,17 +282,16 @@ def available_devices() -> list[str]:
     return ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
 
-def bench_configs(settings: EfficiencySettings) -> dict[str, ExperimentConfig]:
-    """Fusion variant -> the paper recipe with that fusion, at ``settings.bench_hidden``."""
-    from mcef.ablations import AblationSettings, base_config
-
-    base = base_config(AblationSettings(hidden=settings.bench_hidden))  # the defaults are the paper recipe
-    return {f: with_changes(base, name=f"bench-{f}-h{settings.bench_hidden}", model={"fusion": f})
-            for f in settings.fusions}
+def bench_configs(settings: EfficiencySettings, root: str | Path | None = None) -> dict[str, ExperimentConfig]:
+    """Fusion variant -> the recipe ``settings.bench_recipe`` with that fusion, at ``settings.bench_hidden``."""
+    recipe = load_recipe(settings.bench_recipe, root)
+    return {f: with_changes(recipe, name=f"bench-{f}-h{settings.bench_hidden}",
+                            model={"hidden": settings.bench_hidden, "fusion": f}) for f in settings.fusions}
 
 
 def efficiency_table(settings: EfficiencySettings, devices: list[str], *, seed: int = 0,
-                     dataset: DialogueDataset | None = None) -> tuple[pd.DataFrame, dict[str, dict]]:
+                     dataset: DialogueDataset | None = None,
+                     root: str | Path | None = None) -> tuple[pd.DataFrame, dict[str, dict]]:
     """Parameters, training-epoch seconds, evaluation throughput (and peak memory) per configuration and device.
 
     Returns the table (one row per device and configuration; the equal-fusion configuration also as its
@@ -291,7 +303,7 @@ def efficiency_table(settings: EfficiencySettings, devices: list[str], *, seed: 
 
     rows, comparisons = [], {}
     for device in devices:
-        for fusion, config in bench_configs(settings).items():
+        for fusion, config in bench_configs(settings, root).items():
             result = bench(config, device=device, epochs=settings.bench_epochs,
                            warmup=settings.bench_warmup, baseline="reference" if fusion == "equal" else None,
                            seed=seed, memory=settings.bench_memory, dataset=dataset)

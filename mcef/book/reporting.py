@@ -1,26 +1,22 @@
-"""Chapter 04 library: the training recipe run (or reloaded), and what its run directories say.
+"""Chapter 04: the training recipe run (or read back from the run store), and what its runs say.
 
-- :func:`training_settings` and :func:`chapter_config`: the paper recipe (``configs/paper.yaml``) scaled by the
-  profile's ``training`` section, named ``mcef`` so that runs land in ``<run_root>/mcef/seed<seed>/``.
-- :func:`train_or_load`: finished runs that match the config and the data are reused, stale ones retrained,
-  missing ones trained by :func:`mcef.experiments.sweep`.
-- :func:`read_metrics`, :func:`read_summary`, :func:`tidy_curves`: a run directory's ``metrics.jsonl`` and
-  ``summary.json`` as tidy tables.
+- :func:`chapter_configs`: the profile's ``training_run`` (the paper recipe, ``configs/paper.yaml``, with the
+  profile's changes) beside the recipe itself; :func:`recipe_table`, :func:`loss_formula` describe it.
+- :func:`run_table`, :func:`metrics_table`, :func:`tidy_curves`: the runs (from
+  :func:`mcef.book.common.train_or_reuse`) and their ``metrics.jsonl`` as tidy tables.
 - :func:`protocol_gap` and :func:`results_table`: the validation-selected test figures beside the oracle
   test-selected ones (the reference's protocol) per seed, mean ± std, and the published anchors.
-- :func:`pooled_confusion`, :func:`per_class_f1`, :func:`fused_embeddings`, :func:`tsne_map`: what the selected
-  checkpoints get right and wrong, and how their fused representation arranges the test utterances.
-- Figures: :func:`curves_figure`, :func:`protocol_gap_figure`, :func:`confusion_figure`, :func:`per_class_f1_figure`,
+- :func:`pooled_confusion`, :func:`fused_embeddings`, :func:`tsne_map`: what the selected checkpoints get right
+  and wrong, and how their fused representation arranges the test utterances.
+- Figures: :func:`curves_figure`, :func:`protocol_gap_figure`, :func:`confusion_figure`, :func:`class_f1_figure`,
   :func:`embedding_figure`.
 """
 
 from __future__ import annotations
 
-import json
-import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Iterable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -29,15 +25,12 @@ import torch
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
-from mcef.config import ExperimentConfig, config_to_dict, load_config, with_changes
+from mcef.book.common import (SPLIT_COLORS, BookRun, RunRecipe, book_layout, check, load_recipe, run_config,
+                               section_settings)
+from mcef.config import ExperimentConfig, config_to_dict
 from mcef.data.dataset import DialogueDataset
-from mcef.train import read_metrics as read_metric_records
-from mcef.experiments import aggregate, collect, mean_std, run_dir_of, sweep
-from mcef.plots import SPLIT_COLORS, book_layout
-from mcef.profiles import section_settings
-
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-RUN_NAME = "mcef"  # the chapter's main config; chapter 02 reuses <run_root>/mcef/seed<seed> (SHARED_RUN_NAME)
+from mcef.experiments import aggregate, mean_std
+from mcef.train import read_metrics
 
 # Literature figures on IEMOCAP-6 (percent), every one selected on the test set. Not results of this project.
 PUBLISHED = (
@@ -74,35 +67,21 @@ QUANTITY_TITLES = {
 
 @dataclass(frozen=True)
 class TrainingSettings:
-    """The chapter's settings (profile section ``training``)."""
+    """What the chapter draws from its runs (profile section ``training``; every field given there)."""
 
-    recipe: str = "configs/paper.yaml"  # the paper recipe, relative to the project root
-    changes: Mapping[str, Any] = field(default_factory=dict)  # config sections changed from it, e.g. {"model": {"hidden": 64}}
-    embedding_points: int = 1000  # test utterances drawn for the t-SNE map and the silhouette scores
-    perplexity: float = 30.0  # t-SNE perplexity (lowered automatically for very few points)
+    embedding_points: int  # test utterances drawn for the t-SNE map and the silhouette scores
+    perplexity: float  # t-SNE perplexity (lowered automatically for very few points)
 
 
-def training_settings(profile: str, directory: str | Path | None = None) -> TrainingSettings:
-    """The :class:`TrainingSettings` of ``profile`` (from ``directory``, default ``configs/profiles``): its
-    ``training`` section over the defaults."""
-    return section_settings(profile, "training", {}, TrainingSettings(), directory)
+def training_settings(profile: str, root: str | Path | None = None) -> TrainingSettings:
+    """The :class:`TrainingSettings` of ``profile`` (``<root>/configs/profiles/<profile>.yaml``)."""
+    return section_settings(profile, "training", TrainingSettings, root)
 
 
-def recipe_config(settings: TrainingSettings) -> ExperimentConfig:
-    """The recipe as it is (``settings.recipe``, relative paths from the project root)."""
-    recipe = Path(settings.recipe)
-    return load_config(recipe if recipe.is_absolute() else PROJECT_ROOT / recipe)
-
-
-def chapter_config(settings: TrainingSettings, *, device: str = "auto") -> ExperimentConfig:
-    """The recipe with the profile's changes, named :data:`RUN_NAME`, on ``device``, without a progress bar.
-
-    ``train.record_oracle_test`` is forced on: the oracle test-selected figure is what the protocol gap needs.
-    """
-    config = recipe_config(settings)
-    changes = {key: dict(value) for key, value in settings.changes.items()}
-    changes["train"] = {**changes.get("train", {}), "device": device, "progress": False, "record_oracle_test": True}
-    return with_changes(config, name=RUN_NAME, **changes)
+def chapter_configs(profile: str, *, device: str = "auto", root: str | Path | None = None) -> tuple[ExperimentConfig, ExperimentConfig]:
+    """(the chapter's config, the recipe it changes): the profile's ``training_run`` section, on ``device``."""
+    recipe = section_settings(profile, "training_run", RunRecipe, root)
+    return run_config(profile, "training_run", device=device, root=root), load_recipe(recipe.recipe, root)
 
 
 def recipe_table(config: ExperimentConfig, recipe: ExperimentConfig) -> pd.DataFrame:
@@ -134,93 +113,32 @@ def loss_formula(config: ExperimentConfig) -> str:
     return " + ".join(f"{weight:g} {name}" for weight, name in terms if weight) or "0"
 
 
-def hgr_scaling(config: ExperimentConfig) -> str:
-    """How ``config``'s Soft-HGR term is scaled, as a sentence for the chapters that describe the loss."""
-    loss, k = config.loss, config.model.hidden
-    if not loss.soft_hgr:
-        return "The Soft-HGR term has weight 0: it is logged, not trained on."
-    if loss.hgr_mode == "reference":
-        return "The Soft-HGR term is the reference's |loss| (chapter 3), about a millionth of the other terms."
-    if loss.hgr_per_dim:
-        return (f"The Soft-HGR term is taken per feature dimension: the objective, a sum over the k = H = {k} "
-                f"dimensions of the representations (at most k/2 = {k / 2:g}), is divided by k, so it is at most "
-                "1/2 and stays on the cross-entropy's scale at any hidden size.")
-    return (f"The Soft-HGR term is the raw objective, a sum over the k = H = {k} feature dimensions (at most "
-            f"k/2 = {k / 2:g}), not divided by k.")
+# ----------------------------------------------------------------------------- the runs
 
 
-# ----------------------------------------------------------------------------- train or load
-
-
-def _run_matches(run_dir: Path, config: ExperimentConfig, dataset: DialogueDataset) -> bool:
-    """True when the finished run in ``run_dir`` was trained with ``config`` (up to where it ran) on ``dataset``."""
-    from mcef.architecture import same_data
-    from mcef.train import run_defining
-
-    summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
-    stored = config_to_dict(load_config(run_dir / "config.yaml"))
-    return run_defining(stored) == run_defining(config_to_dict(config)) and same_data(summary, dataset)
-
-
-def train_or_load(config: ExperimentConfig, dataset: DialogueDataset, seeds: Iterable[int], run_root: str | Path) -> pd.DataFrame:
-    """Make sure every seed's run of ``config`` on ``dataset`` is finished under ``run_root``; one row per seed.
-
-    A finished run (``summary.json``) trained with the same config and data is loaded; one with another config or
-    data is retrained from scratch (its directory overwritten); a missing or interrupted one is trained (resumed) by
-    :func:`mcef.experiments.sweep`. Columns: seed, run_dir, origin, device (where it was trained), epochs_run,
-    selected_epoch, stopped_early, wall_time_s.
-    """
-    from mcef.train import fit
-
-    seeds = [int(s) for s in seeds]
-    origins = {}
-    with warnings.catch_warnings():  # fit imports tqdm.auto, which warns in a kernel without ipywidgets
-        warnings.filterwarnings("ignore", message="IProgress not found")
-        for seed in seeds:
-            run = with_changes(config, train={"seed": seed})
-            run_dir = run_dir_of(run_root, run)
-            if not (run_dir / "summary.json").is_file():
-                origins[seed] = "trained now"
-            elif _run_matches(run_dir, run, dataset):
-                origins[seed] = "loaded"
-            else:
-                fit(run, dataset=dataset, run_dir=run_dir, progress=False)
-                origins[seed] = "retrained now (the stored run had another config or data)"
-        sweep([config], seeds, run_root, dataset=dataset, progress=False)
-    rows = []
-    for seed in seeds:
-        run_dir = run_dir_of(run_root, with_changes(config, train={"seed": seed}))
-        summary = read_summary(run_dir)
-        rows.append({"seed": seed, "run_dir": str(run_dir), "origin": origins[seed], "device": summary["device"],
-                     "epochs_run": summary["epochs_run"], "selected_epoch": summary["selected_epoch"],
-                     "stopped_early": summary["stopped_early"], "wall_time_s": summary["wall_time_s"]})  # fmt: skip
-    return pd.DataFrame(rows)
+def run_table(runs: Iterable[BookRun]) -> pd.DataFrame:
+    """One row per run of :func:`mcef.book.common.train_or_reuse`: seed, run_dir, origin, device (where it was
+    trained), epochs_run, selected_epoch, stopped_early, wall_time_s."""
+    return pd.DataFrame([{"seed": run.seed, "run_dir": str(run.run_dir), "origin": run.origin,
+                          **{key: run.summary[key] for key in ("device", "epochs_run", "selected_epoch",
+                                                                 "stopped_early", "wall_time_s")}}
+                         for run in runs])
 
 
 # ----------------------------------------------------------------------------- reading a run directory
 
 
-def read_summary(run_dir: str | Path) -> dict:
-    """``run_dir/summary.json`` as a dict; a clear error when the run is not finished."""
-    path = Path(run_dir) / "summary.json"
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} does not exist: the run in {str(run_dir)!r} is not finished (train it first)")
-    return json.loads(path.read_text(encoding="utf-8"))
-
-
-def read_metrics(run_dir: str | Path) -> pd.DataFrame:
+def metrics_table(run_dir: str | Path) -> pd.DataFrame:
     """``run_dir/metrics.jsonl`` as one row per epoch (columns as logged: ``train_loss``, ``valid_accuracy``, ...)."""
-    path = Path(run_dir) / "metrics.jsonl"
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} does not exist: {str(run_dir)!r} is not a run directory of mcef.train.fit")
-    lines = read_metric_records(run_dir)
-    if not lines or "epoch" not in lines[0]:
-        raise ValueError(f"{path}: expected one JSON object with key 'epoch' per line")
-    return pd.DataFrame(lines)
+    records = read_metrics(run_dir)
+    if not records or "epoch" not in records[0]:
+        raise ValueError(f"{Path(run_dir) / 'metrics.jsonl'}: expected one JSON object with key 'epoch' per line "
+                         "(is it a run directory of mcef.train.fit?)")
+    return pd.DataFrame(records)
 
 
 def tidy_curves(metrics: Mapping[int, pd.DataFrame]) -> pd.DataFrame:
-    """Seed -> :func:`read_metrics` table, as long rows: seed, epoch, split (train/valid), quantity, value.
+    """Seed -> :func:`metrics_table`, as long rows: seed, epoch, split (train/valid), quantity, value.
 
     Every quantity logged for both train and valid is kept (each loss term and metric), plus the learning rate
     (under split ``train``: it is the rate the training epoch ran with).
@@ -251,29 +169,32 @@ def _quantity_order(quantities: Iterable[str]) -> list[str]:
 GAP_METRICS = ("accuracy", "weighted_f1")  # the figures the literature reports
 
 
-def protocol_gap(run_root: str | Path, seeds: Iterable[int], name: str = RUN_NAME) -> pd.DataFrame:
-    """Per seed: the validation-selected test figure, the oracle (best test epoch) figure, and the gap between them.
+def protocol_gap(summaries: Mapping[int, dict]) -> pd.DataFrame:
+    """Per seed (``summaries``: seed -> summary.json): the validation-selected test figure, the oracle (best test
+    epoch) figure, and the gap between them.
 
     Columns: seed, selected_epoch, then per metric of :data:`GAP_METRICS` ``selected_<m>``, ``oracle_<m>``,
     ``oracle_<m>_epoch`` and ``gap_<m>`` = oracle - selected. The oracle looks at every epoch's test figure, the
-    selected epoch's included, so the gap is never negative.
+    selected epoch's included, so the gap is never negative: a negative one fails the page.
     """
+    if not summaries:
+        raise ValueError("protocol_gap: no run summaries given")
     rows = []
-    for run in collect(run_root, names=[name], seeds=seeds):
-        summary = read_summary(Path(run_root) / name / f"seed{run['seed']}")
+    for seed, summary in summaries.items():
         oracle = summary.get("oracle_best_test")
         if oracle is None:
-            raise ValueError(f"{run_root}/{name}/seed{run['seed']}: no oracle_best_test record (trained with "
-                             f"train.record_oracle_test=false); the protocol gap needs it")  # fmt: skip
-        row = {"seed": run["seed"], "selected_epoch": summary["selected_epoch"]}
+            raise ValueError(f"seed {seed}: the run has no oracle_best_test record (trained with "
+                             "train.record_oracle_test=false); the protocol gap needs it")
+        row = {"seed": seed, "selected_epoch": summary["selected_epoch"]}
         for metric in GAP_METRICS:
             row[f"selected_{metric}"] = summary["test"][metric]
             row[f"oracle_{metric}"] = oracle[metric]
             row[f"oracle_{metric}_epoch"] = oracle[f"{metric}_epoch"]
             row[f"gap_{metric}"] = oracle[metric] - summary["test"][metric]
+            check(row[f"gap_{metric}"] >= 0, f"protocol_gap: seed {seed}: the oracle {metric} {oracle[metric]:.6f} "
+                  f"(epoch {row[f'oracle_{metric}_epoch']}) is below the selected epoch's {summary['test'][metric]:.6f}"
+                  f" (epoch {row['selected_epoch']}), although the oracle sees every epoch")
         rows.append(row)
-    if not rows:
-        raise FileNotFoundError(f"protocol_gap: no finished run of {name!r} under {run_root} for seeds {list(seeds)}")
     return pd.DataFrame(rows)
 
 
@@ -323,7 +244,7 @@ def range_text(values: Iterable[float], number: str = "{:.2f}") -> str:
     return f"between {number.format(low)} and {number.format(high)}"
 
 
-# ----------------------------------------------------------------------------- confusion and per-class F1
+# ----------------------------------------------------------------------------- confusion and F1 per class
 
 
 def pooled_confusion(summaries: Iterable[dict]) -> np.ndarray:
@@ -332,19 +253,6 @@ def pooled_confusion(summaries: Iterable[dict]) -> np.ndarray:
     if not matrices:
         raise ValueError("pooled_confusion: no run summaries given")
     return np.sum(matrices, axis=0)
-
-
-def per_class_f1(summaries: Iterable[dict], label_names: Iterable[str]) -> pd.DataFrame:
-    """Per class: mean and sample std over seeds of the test F1, and the class's test support (one seed's count)."""
-    summaries = list(summaries)
-    names = list(label_names)
-    values = np.array([[s["test"]["per_class_f1"][n] for n in names] for s in summaries])  # (seeds, C)
-    support = np.asarray(summaries[0]["test"]["confusion_matrix"]).sum(axis=1)
-    return pd.DataFrame({
-        "label": names, "f1_mean": values.mean(axis=0),
-        "f1_std": values.std(axis=0, ddof=1) if len(summaries) > 1 else np.full(len(names), np.nan),
-        "support": support, "seeds": len(summaries),
-    })  # fmt: skip
 
 
 def confusion_facts(confusion: np.ndarray, label_names: Iterable[str], n_seeds: int) -> dict[str, float | int | str]:
@@ -371,8 +279,9 @@ def confusion_facts(confusion: np.ndarray, label_names: Iterable[str], n_seeds: 
     }
 
 
-def per_class_f1_facts(table: pd.DataFrame) -> dict[str, float | int | str]:
-    """The best and the worst class of :func:`per_class_f1`'s table by mean F1 (and the worst one's support)."""
+def class_f1_facts(table: pd.DataFrame) -> dict[str, float | int | str]:
+    """The best and the worst class of :func:`mcef.book.common.class_f1_over_seeds`'s table by mean F1 (and the
+    worst one's support)."""
     best = table.loc[table["f1_mean"].idxmax()]
     worst = table.loc[table["f1_mean"].idxmin()]
     return {"best_f1_label": best["label"], "best_f1": float(best["f1_mean"]), "worst_f1_label": worst["label"],
@@ -392,15 +301,13 @@ class FusedEmbeddings:
     dialogue_ids: list[str]  # (N,) dialogue of each utterance
 
 
-def fused_embeddings(model, dataset: DialogueDataset, split: str = "test", *, batch_size: int = 16,
-                     bf16: bool = True) -> FusedEmbeddings:  # fmt: skip
+def fused_embeddings(model, dataset: DialogueDataset, split: str = "test", *,
+                     batch_size: int = 16) -> FusedEmbeddings:
     """Run ``split`` through ``model`` (eval mode, no gradients) and record the input of its fused head.
 
     A forward pre-hook on ``model.fused_head`` captures that input, so nothing of the forward pass is re-implemented.
-    ``bf16`` mirrors training's autocast on CUDA, so that the predictions are those the run was scored on.
     """
     from mcef.data import DialogueLoader
-    from mcef.train import autocast_for
 
     if model.config.fusion == "late":
         raise ValueError("fused_embeddings: fusion='late' averages the heads' logits and has no fused representation")
@@ -414,7 +321,7 @@ def fused_embeddings(model, dataset: DialogueDataset, split: str = "test", *, ba
         loader = DialogueLoader(dataset, split, batch_size=batch_size, modalities=model.config.modalities, device=device)
         for batch in loader:
             captured.clear()
-            with torch.no_grad(), autocast_for(device, bf16):
+            with torch.no_grad():
                 output = model(batch)
             mask = batch.mask.bool()
             rows = captured[0].float()  # (N, H) packed rows, or (B*T, H) in the padded layout
@@ -428,6 +335,16 @@ def fused_embeddings(model, dataset: DialogueDataset, split: str = "test", *, ba
         handle.remove()
         model.train(was_training)
     return FusedEmbeddings(np.concatenate(vectors), np.concatenate(labels), np.concatenate(predictions), dialogue_ids)
+
+
+def check_recorded_accuracy(embeddings: FusedEmbeddings, summary: dict) -> float:
+    """The accuracy of ``embeddings``' predictions, checked to be the test accuracy ``summary`` (the run's
+    summary.json) recorded: else the vectors are not those the reported result came from, and the page fails."""
+    correct = int((embeddings.predictions == embeddings.labels).sum())
+    recorded = round(summary["test"]["accuracy"] * len(embeddings.labels))
+    check(correct == recorded, f"the checkpoint run again labels {correct} of {len(embeddings.labels)} test "
+          f"utterances correctly, its run recorded {recorded} (accuracy {summary['test']['accuracy']:.6f})")
+    return correct / len(embeddings.labels)
 
 
 def subsample(n: int, max_points: int, seed: int = 0) -> np.ndarray:
@@ -545,8 +462,8 @@ def confusion_figure(cm: np.ndarray, label_names: Iterable[str],
     return book_layout(fig, title, height=480)
 
 
-def per_class_f1_figure(table: pd.DataFrame, title: str = "Test F1 per class (mean over seeds, ± std)") -> go.Figure:
-    """Bars of :func:`per_class_f1`, with the seeds' standard deviation as error bars when there are several."""
+def class_f1_figure(table: pd.DataFrame, title: str = "Test F1 per class (mean over seeds, ± std)") -> go.Figure:
+    """Bars of :func:`mcef.book.common.class_f1_over_seeds`, with the seeds' standard deviation as error bars when there are several."""
     error = None if table["f1_std"].isna().all() else dict(type="data", array=table["f1_std"])
     fig = go.Figure(
         go.Bar(

@@ -1,4 +1,4 @@
-"""Soft-HGR checked numerically: the computations behind chapter 03 of the book.
+"""Chapter 03: Soft-HGR checked numerically, its computations and its figures.
 
 On jointly Gaussian views with known canonical correlations, linear features trained by gradient
 ascent on :func:`mcef.losses.soft_hgr` reach the known optimum 1/2 * sum of the top-k squared
@@ -12,9 +12,27 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import plotly.graph_objects as go
 import torch
 
+from mcef.book.common import book_layout
 from mcef.losses import soft_hgr, soft_hgr_reference
+
+
+@dataclass(frozen=True)
+class SoftHgrSettings:
+    """Sizes of chapter 03 (profile section ``soft_hgr``; every field given there)."""
+
+    n_samples: int  # samples per Gaussian problem
+    dim: int  # dimension of each view
+    k: int  # feature dimension learnt per view
+    steps: int  # gradient-ascent steps
+    lr: float  # Adam learning rate of the ascent
+    n_problems: int  # problems with different canonical correlations
+    reference_samples: int  # samples of the reference-loss run (its N x N covariance is slow)
+    batch_sizes: tuple[int, ...]  # dialogues per batch for the covariance and magnitude measurements
+    dialogue_length: int  # utterances per dialogue (IEMOCAP: ~49)
+    hidden: int  # feature size D (the paper's H)
 
 
 @dataclass(frozen=True)
@@ -170,3 +188,72 @@ def reference_magnitudes(batch_sizes, dialogue_length: int, hidden: int, seed: i
             )
         )
     return rows
+
+
+# ----------------------------------------------------------------------------- figures
+
+CORRECT_COLOR, REFERENCE_COLOR = "#4C78A8", "#E45756"
+
+
+def ascent_figure(objective: np.ndarray, theory: float, sample_optimum: float) -> go.Figure:
+    """The Soft-HGR objective along gradient ascent, with the population and sample optima as lines."""
+    fig = go.Figure(go.Scatter(y=objective, mode="lines", name="Soft-HGR of the current features", line_color=CORRECT_COLOR))
+    fig.add_hline(y=theory, line_dash="dash", line_color="black", annotation_text="1/2 sum of top-k rho^2 (population)")
+    fig.add_hline(y=sample_optimum, line_dash="dot", line_color="gray", annotation_text="same, sample rho", annotation_position="bottom right")
+    fig.update_yaxes(range=[min(0.0, theory) - 0.1, max(theory, sample_optimum) * 1.15])
+    return book_layout(fig, "Gradient ascent on Soft-HGR reaches the canonical-correlation optimum", xaxis_title="step", yaxis_title="objective")
+
+
+def optima_figure(rows) -> go.Figure:
+    """Optimum reached against the theoretical optimum, one point per Gaussian problem, with y = x."""
+    theory = [r["theory"] for r in rows]
+    sample = [r["sample_optimum"] for r in rows]
+    reached = [r["reached"] for r in rows]
+    low, high = 0.0, max(theory + sample + reached) * 1.1
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=[low, high], y=[low, high], mode="lines", name="reached = optimum", line=dict(color="gray", dash="dash")))
+    fig.add_trace(go.Scatter(x=theory, y=reached, mode="markers", name="vs population rho", marker=dict(size=10, color=CORRECT_COLOR)))
+    fig.add_trace(go.Scatter(x=sample, y=reached, mode="markers", name="vs sample rho", marker=dict(size=10, symbol="x", color="black")))
+    return book_layout(fig, "Optimum reached on each Gaussian problem", xaxis_title="1/2 sum of top-k rho^2", yaxis_title="Soft-HGR reached")
+
+
+def covariance_figure(rows) -> go.Figure:
+    """Entries of one covariance matrix per batch size: the reference's N x N against the correct D x D."""
+    batch = [str(r["batch_size"]) for r in rows]
+    fig = go.Figure()
+    fig.add_trace(go.Bar(x=batch, y=[r["reference_entries"] for r in rows], name="reference: N x N (N = utterances)", marker_color=REFERENCE_COLOR))
+    fig.add_trace(go.Bar(x=batch, y=[r["correct_entries"] for r in rows], name="correct: D x D (D = features)", marker_color=CORRECT_COLOR))
+    fig.update_layout(barmode="group")
+    fig.update_yaxes(type="log")
+    return book_layout(fig, "Size of one covariance matrix", xaxis_title="dialogues per batch", yaxis_title="entries (log scale)")
+
+
+def magnitudes_figure(rows) -> go.Figure:
+    """|value| of the correct objective and of the reference loss on the same features (log scale)."""
+    batch = [str(r["batch_size"]) for r in rows]
+    fig = go.Figure()
+    fig.add_trace(go.Bar(x=batch, y=[abs(r["correct"]) for r in rows], name="correct Soft-HGR, |value|", marker_color=CORRECT_COLOR))
+    fig.add_trace(go.Bar(x=batch, y=[r["reference_abs"] for r in rows], name="reference loss, |value|", marker_color=REFERENCE_COLOR))
+    fig.update_layout(barmode="group")
+    fig.update_yaxes(type="log", exponentformat="power")
+    return book_layout(fig, "On the same features: after its softmax the reference loss is orders of magnitude smaller", xaxis_title="dialogues per batch", yaxis_title="absolute value (log scale)")
+
+
+def direction_figure(correct_run: np.ndarray, reference_run: np.ndarray, optimum: float) -> go.Figure:
+    """The correct Soft-HGR objective while training with the correct loss and with |reference loss|."""
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(y=correct_run, mode="lines", name="trained on the correct loss (-Soft-HGR)", line_color=CORRECT_COLOR))
+    fig.add_trace(go.Scatter(y=reference_run, mode="lines", name="trained on the reference loss (abs)", line_color=REFERENCE_COLOR))
+    fig.add_hline(y=optimum, line_dash="dash", line_color="black", annotation_text="optimum")
+    return book_layout(fig, "Same start, opposite directions: the abs() turns maximisation into minimisation", xaxis_title="step", yaxis_title="correct Soft-HGR objective")
+
+
+def correlations_figure(true_rhos: np.ndarray, learned: dict[str, np.ndarray], k: int) -> go.Figure:
+    """Top-k canonical correlations of the data and of the features each training ended with."""
+    index = [f"#{i + 1}" for i in range(k)]
+    fig = go.Figure(go.Bar(x=index, y=np.asarray(true_rhos)[:k], name="data (population)", marker_color="gray"))
+    colors = {"correct": CORRECT_COLOR, "reference": REFERENCE_COLOR}
+    for name, rhos in learned.items():
+        fig.add_trace(go.Bar(x=index, y=np.asarray(rhos)[:k], name=f"features trained on the {name} loss", marker_color=colors.get(name)))
+    fig.update_layout(barmode="group", yaxis_range=[0, 1])
+    return book_layout(fig, "Canonical correlations captured by the learnt features", xaxis_title="canonical pair", yaxis_title="correlation")

@@ -3,8 +3,10 @@
 Sources are MyST-markdown text notebooks in ``notebooks/`` (never modified). ``book/_toc.yml`` lists
 the chapters as ``_generated/<name>``; for each, the runner converts ``notebooks/<name>.md`` to a
 notebook in memory (jupytext), executes it with papermill (one process, parameters injected) and
-writes the executed copy ``book/_generated/<name>.ipynb`` plus a stamp. A chapter whose source,
-parameters and library sources are unchanged since its last successful run is not re-executed.
+writes the executed copy ``book/_generated/<name>.ipynb`` plus a stamp (:func:`stamp_for`). A chapter whose
+source, parameters, library sources, data and committed results (as its front matter declares, see
+:class:`ChapterInputs`) are unchanged since its last successful run is not re-executed. The project root is the
+working directory (or ``--root``), never the package's location, so an installed package builds any checkout.
 Then ``jupyter-book build`` runs with warnings as errors; HTML lands in ``_build/html``. MathJax and
 plotly.js are copied from installed packages into ``book/_generated/static/`` so the book works offline.
 """
@@ -12,6 +14,7 @@ plotly.js are copied from installed packages into ``book/_generated/static/`` so
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import json
 import os
@@ -26,7 +29,6 @@ import yaml
 
 from mcef.io import write_json_atomic
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 GENERATED = "_generated"  # folder of executed copies, inside book/
 # Offline assets (MathJax, plotly.js), inside book/. Not under book/_static: jupyter-book would add
 # every .js file found there to every page.
@@ -34,10 +36,16 @@ VENDOR = Path(GENERATED) / "static"
 BOOK_STAMP = ".mcef-book.json"  # inside _build/html: digest of what the HTML was built from
 # MathJax 3 files the book needs: the TeX->CHTML bundle, its lazily loaded TeX extensions, fonts, menu.
 MATHJAX_PARTS = ("tex-chtml.js", "input/tex/extensions", "output/chtml", "ui", "a11y")
+DEFAULT_RUN_ROOT = Path("runs") / "book"  # chapters keep their runs in <root>/runs/book/<profile> by default
 
 
 class BookError(RuntimeError):
     """The book could not be built: the message names the notebook, the cell or the file at fault."""
+
+
+def _project(root: str | Path | None) -> Path:
+    """The project root: ``root``, else the working directory (where ``mcef book`` runs), made absolute."""
+    return Path(root).resolve() if root is not None else Path.cwd()
 
 
 @dataclass(frozen=True)
@@ -46,9 +54,9 @@ class BookParameters:
 
     profile: str = "smoke"  # smoke | quick | full (configs/profiles/<name>.yaml)
     device: str = "auto"  # auto | cpu | cuda | mps
-    data: str = ""  # dataset path; "" = let mcef.book.load_book_data choose (real data found, else synthetic)
+    data: str = ""  # dataset path; "" = let mcef.book.common.load_book_data choose (real data found, else synthetic)
     seeds: str = ""  # "0,1,2"; "" = the profile's seeds
-    run_root: str = ""  # where chapters keep training runs; "" = <project>/runs/book/<profile>
+    run_root: str = ""  # where chapters keep training runs; "" = <root>/runs/book/<profile>
 
 
 @dataclass(frozen=True)
@@ -71,8 +79,9 @@ class Chapter:
 # ----------------------------------------------------------------------------- what to run
 
 
-def chapters(root: Path = PROJECT_ROOT) -> list[Chapter]:
+def chapters(root: Path | None = None) -> list[Chapter]:
     """The chapters listed in ``book/_toc.yml`` that live in ``_generated/``, in TOC order."""
+    root = _project(root)
     toc_path = root / "book" / "_toc.yml"
     toc = yaml.safe_load(toc_path.read_text(encoding="utf-8"))
     files: list[str] = []
@@ -111,49 +120,106 @@ def select(all_chapters: list[Chapter], only: str | None) -> list[Chapter]:
     return chosen
 
 
-def _digest_files(paths: list[Path], root: Path) -> str:
+def _files_under(path: Path) -> list[Path]:
+    """``path`` itself when it is a file, every file below it when it is a folder (none when it does not exist)."""
+    if path.is_file():
+        return [path]
+    return sorted(p for p in path.rglob("*") if p.is_file() and "__pycache__" not in p.parts) if path.is_dir() else []
+
+
+@functools.lru_cache(maxsize=4096)
+def _file_sha256(path: str, size: int, mtime_ns: int) -> str:
+    """Content hash of one file; cached per (path, size, mtime) so that repeated stamps read each file once."""
     h = hashlib.sha256()
-    for path in sorted(paths):
-        h.update(str(path.relative_to(root)).encode())
-        h.update(b"\0")
-        h.update(path.read_bytes())
-        h.update(b"\0")
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            h.update(block)
     return h.hexdigest()
 
 
-def library_digest(root: Path = PROJECT_ROOT) -> str:
-    """Hash of the library sources and profile definitions: a change re-executes every chapter."""
-    paths = list((root / "mcef").rglob("*.py")) + list((root / "configs").rglob("*.yaml"))
-    return _digest_files([p for p in paths if "__pycache__" not in p.parts], root)
+def _digest_files(paths: list[Path], base: Path, label: str = "") -> str:
+    """Hash of the names (relative to ``base``) and contents of ``paths``."""
+    h = hashlib.sha256(label.encode())
+    for path in sorted(paths):
+        info = path.stat()
+        name = path.relative_to(base) if path.is_relative_to(base) else path
+        h.update(f"\0{name}\0{_file_sha256(str(path), info.st_size, info.st_mtime_ns)}".encode())
+    return h.hexdigest()
 
 
-def _stamp_for(chapter: Chapter, parameters: dict, root: Path) -> dict:
+def library_digest(root: Path | None = None) -> str:
+    """Hash of the installed library's sources and of ``<root>/configs``: a change re-executes every chapter."""
+    import mcef
+
+    package = Path(mcef.__file__).resolve().parent  # the code that runs, wherever it is installed
+    configs = _project(root) / "configs"
+    return hashlib.sha256((_digest_files([p for p in _files_under(package) if p.suffix == ".py"], package)
+                           + _digest_files(_files_under(configs), configs)).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class ChapterInputs:
+    """What a chapter reads besides its source and the library, from the ``mcef`` key of its front matter."""
+
+    data: bool = True  # it reads the data discovery finds (or the --data path)
+    reads: tuple[str, ...] = ()  # committed files or folders it reads, relative to the project root
+
+
+def chapter_inputs(chapter: Chapter) -> ChapterInputs:
+    """The :class:`ChapterInputs` declared in the front matter of ``chapter.source`` (``mcef: {data:, reads:}``)."""
+    text = chapter.source.read_text(encoding="utf-8")
+    front = yaml.safe_load(text.split("---", 2)[1]) if text.startswith("---") else {}
+    declared = (front or {}).get("mcef", {})
+    unknown = set(declared) - {"data", "reads"}
+    if unknown:
+        raise BookError(f"{chapter.source}: front matter key mcef has unknown keys {sorted(unknown)}; "
+                        "expected data (true/false) and reads (a list of paths)")
+    return ChapterInputs(data=bool(declared.get("data", True)), reads=tuple(declared.get("reads", ())))
+
+
+def data_digest(data: str, root: Path) -> str:
+    """Hash of the data a chapter runs on: what :func:`mcef.data.discovery.find_data` picks for ``data`` (or in
+    ``<root>/data`` and ``$MCEF_DATA``), its description (which names where it is) and every file's content."""
+    from mcef.data.discovery import find_data
+
+    choice = find_data(data or None, data_dir=root / "data")
+    files = _files_under(Path(choice.path)) if choice.path is not None else []
+    base = Path(choice.path).parent if choice.path is not None else root
+    return _digest_files(files, base, label=f"{choice.kind}\0{choice.description}")
+
+
+def stamp_for(chapter: Chapter, parameters: dict, root: Path | None = None) -> dict:
+    """What an executed copy is current for: source, parameters, library, and the data and results it reads."""
+    root = _project(root)
+    inputs = chapter_inputs(chapter)
     return {
         "source_sha256": _digest_files([chapter.source], root),
         "parameters": parameters,
         "library_sha256": library_digest(root),
+        "data_sha256": data_digest(parameters.get("data", ""), root) if inputs.data else None,
+        "reads_sha256": {path: _digest_files(_files_under(root / path), root) for path in inputs.reads},
     }
 
 
-def is_current(chapter: Chapter, parameters: dict | None = None, root: Path = PROJECT_ROOT) -> bool:
-    """True when the executed copy exists and its stamp matches the source, library and parameters.
+def is_current(chapter: Chapter, parameters: dict | None = None, root: Path | None = None) -> bool:
+    """True when the executed copy exists and its stamp matches the source, library, parameters, data and results.
 
     With ``parameters=None`` any parameters are accepted (the copy is current for what it was run with).
     """
     if not (chapter.executed.is_file() and chapter.stamp.is_file()):
         return False
     stamp = json.loads(chapter.stamp.read_text(encoding="utf-8"))
-    expected = _stamp_for(chapter, parameters if parameters is not None else stamp.get("parameters"), root)
+    expected = stamp_for(chapter, parameters if parameters is not None else stamp.get("parameters"), root)
     return stamp == expected
 
 
-def resolve_parameters(parameters: BookParameters, root: Path = PROJECT_ROOT) -> dict:
+def resolve_parameters(parameters: BookParameters, root: Path | None = None) -> dict:
     """The parameters as passed to papermill: paths made absolute, the run root filled in."""
     values = asdict(parameters)
     if values["data"]:
         values["data"] = str(Path(values["data"]).expanduser().resolve())
     values["run_root"] = str(Path(values["run_root"]).resolve()) if values["run_root"] else str(
-        root / "runs" / "book" / parameters.profile
+        _project(root) / DEFAULT_RUN_ROOT / parameters.profile
     )
     return values
 
@@ -205,11 +271,11 @@ def _check_figures(executed: Path, chapter: Chapter, root: Path) -> None:
             if "application/vnd.plotly.v1+json" in data and "text/html" not in data:
                 raise BookError(
                     f"notebook {chapter.source.relative_to(root)}: the figure of executed cell {index} has no HTML part "
-                    "and would vanish from the book; import mcef.plots (it registers the book renderer) before plotting"
+                    "and would vanish from the book; import mcef.book.common (it registers the book renderer) before plotting"
                 )
 
 
-def execute_chapter(chapter: Chapter, parameters: dict, root: Path = PROJECT_ROOT) -> float:
+def execute_chapter(chapter: Chapter, parameters: dict, root: Path | None = None) -> float:
     """Execute one chapter into its executed copy and stamp it; returns seconds taken.
 
     On a failing cell the partial notebook is kept as ``<name>.failed.ipynb``, the previous executed
@@ -218,8 +284,9 @@ def execute_chapter(chapter: Chapter, parameters: dict, root: Path = PROJECT_ROO
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
+    root = _project(root)
     source_notebook = read_source(chapter.source)
-    stamp = _stamp_for(chapter, parameters, root)  # the inputs as they are now, before the (long) run
+    stamp = stamp_for(chapter, parameters, root)  # the inputs as they are now, before the (long) run
     chapter.executed.parent.mkdir(parents=True, exist_ok=True)
     chapter.stamp.unlink(missing_ok=True)
     partial = chapter.executed.with_suffix(".partial.ipynb")
@@ -249,9 +316,10 @@ def execute_chapter(chapter: Chapter, parameters: dict, root: Path = PROJECT_ROO
 
 
 def execute_chapters(
-    parameters: BookParameters, *, only: str | None = None, force: bool = False, root: Path = PROJECT_ROOT, log=print
+    parameters: BookParameters, *, only: str | None = None, force: bool = False, root: Path | None = None, log=print
 ) -> list[str]:
     """Execute every chapter (or those matching ``only``) that is not current; returns the names executed."""
+    root = _project(root)
     values = resolve_parameters(parameters, root)
     executed = []
     for chapter in select(chapters(root), only):
@@ -268,10 +336,11 @@ def execute_chapters(
 # ----------------------------------------------------------------------------- HTML
 
 
-def copy_vendor_assets(root: Path = PROJECT_ROOT) -> Path:
+def copy_vendor_assets(root: Path | None = None) -> Path:
     """Copy MathJax (django-static-mathjax) and plotly.js (plotly wheel) into ``book/_generated/static``."""
     import plotly
 
+    root = _project(root)
     target = root / "book" / VENDOR
     plotly_js = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
     try:
@@ -300,8 +369,9 @@ def _file_differs(src: Path, dst: Path) -> bool:
     return not dst.is_file() or dst.stat().st_size != src.stat().st_size or dst.stat().st_mtime < src.stat().st_mtime
 
 
-def html_inputs_digest(root: Path = PROJECT_ROOT) -> str:
+def html_inputs_digest(root: Path | None = None) -> str:
     """Hash of everything the HTML is built from: config, TOC, book pages, executed copies."""
+    root = _project(root)
     book = root / "book"
     paths = [root / "_config.yml"] + [
         p
@@ -311,8 +381,9 @@ def html_inputs_digest(root: Path = PROJECT_ROOT) -> str:
     return _digest_files(paths, root)
 
 
-def html_is_current(root: Path = PROJECT_ROOT) -> bool:
+def html_is_current(root: Path | None = None) -> bool:
     """True when ``_build/html`` was built by ``mcef book`` from exactly the current inputs."""
+    root = _project(root)
     stamp = root / "_build" / "html" / BOOK_STAMP
     if not stamp.is_file():
         return False
@@ -327,8 +398,9 @@ def _jupyter_book_executable() -> str:
     return found
 
 
-def build_html(root: Path = PROJECT_ROOT, *, force: bool = False, log=print) -> Path:
+def build_html(root: Path | None = None, *, force: bool = False, log=print) -> Path:
     """Build the Jupyter Book into ``_build/html`` with warnings as errors; returns the HTML folder."""
+    root = _project(root)
     html = root / "_build" / "html"
     missing = [c.executed.relative_to(root) for c in chapters(root) if not c.executed.is_file()]
     if missing:
@@ -355,77 +427,14 @@ def build_html(root: Path = PROJECT_ROOT, *, force: bool = False, log=print) -> 
 
 
 def run_book(
-    parameters: BookParameters, *, only: str | None = None, force: bool = False, html: bool = True, root: Path = PROJECT_ROOT, log=print
+    parameters: BookParameters, *, only: str | None = None, force: bool = False, html: bool = True, root: Path | None = None, log=print
 ) -> Path | None:
     """Execute what changed, then build the HTML (when every chapter has an executed copy)."""
+    root = _project(root)
     execute_chapters(parameters, only=only, force=force, root=root, log=log)
     if not html:
         return None
     return build_html(root, force=force, log=log)
-
-
-# ----------------------------------------------------------------------------- helpers for chapters
-
-
-def describe_data(dataset, origin: str) -> str:
-    """One sentence on ``dataset``: ``origin`` (e.g. "real feature file"), source, sizes per split."""
-    sizes = ", ".join(
-        f"{split} {len(ids)} dialogues / {sum(len(dataset.dialogues[d]) for d in ids)} utterances"
-        for split, ids in dataset.splits.items()
-    )
-    dims = ", ".join(f"{m} {d}-d" for m, d in dataset.dims.items())
-    source = dataset.source or "an unknown source"
-    what = source if source.startswith(dataset.name) else f"`{dataset.name}` from {source}"
-    return f"{origin}: {what} ({sizes}; features {dims})"
-
-
-def load_book_data(data: str = "", profile: str = "smoke", seed: int = 0, needs: tuple[str, ...] = ()):
-    """The dataset a chapter runs on, and a sentence saying which it is (for the chapter header).
-
-    ``data`` given: that file or folder. Empty: what :func:`mcef.data.discovery.discover_data` finds (a real
-    feature file, else real transcripts with offline text features, else nothing). A chapter that ``needs``
-    modalities the found data lacks (fusion needs text, audio and visual) runs on the synthetic default,
-    sized by the profile's ``synthetic`` section, and the sentence says why.
-    """
-    from mcef.data import SyntheticConfig, make_synthetic
-    from mcef.data.discovery import discover_data, find_data
-    from mcef.profiles import load_profile
-
-    choice = find_data(data or None)
-    if choice.kind == "transcripts+text-features" and set(needs) - {"text"}:
-        reason = f"the data found ({choice.description}) can give text features only"
-    elif choice.kind != "synthetic":
-        dataset, choice = discover_data(data or None)
-        if set(needs) <= set(dataset.modalities):
-            return dataset, describe_data(dataset, choice.description)
-        reason = f"{choice.description} has only {', '.join(dataset.modalities) or 'no'} features"
-    else:
-        reason = "no real data was given or found"
-    overrides = load_profile(profile).section("synthetic")
-    dataset = make_synthetic(SyntheticConfig(**{"seed": seed, **overrides}))
-    needed = f"; this chapter needs {', '.join(needs)}" if needs else ""
-    return dataset, describe_data(dataset, f"synthetic default ({reason}{needed})")
-
-
-def chapter_header(data_description: str, profile: str, device: str, seeds: list[int] | None = None):
-    """The computed line every chapter shows first: which data, which profile, which device.
-
-    Returns an ``IPython.display.Markdown`` object (displayed by the notebook cell).
-    """
-    from IPython.display import Markdown
-
-    from mcef.device import describe_device, resolve_device
-    from mcef.profiles import load_profile
-
-    spec = load_profile(profile)
-    lines = [
-        f"**Data:** {data_description}",
-        f"**Profile:** `{spec.name}` ({spec.description})",
-        f"**Device:** {describe_device(resolve_device(device))}",
-    ]
-    if seeds is not None:
-        lines.append(f"**Seeds:** {', '.join(str(s) for s in seeds)}")
-    return Markdown("  \n".join(lines))
 
 
 # ----------------------------------------------------------------------------- CLI
@@ -446,8 +455,8 @@ def add_commands(sub) -> None:
     parser = sub.add_parser(
         "book",
         help="execute the notebooks (papermill) and build the Jupyter Book into _build/html",
-        description="Execute each chapter's notebook (only those whose source, parameters or library changed), "
-        "then build the Jupyter Book with warnings as errors.",
+        description="Execute each chapter's notebook (only those whose source, parameters, library, data or "
+        "committed results changed), then build the Jupyter Book with warnings as errors.",
     )
     parser.add_argument("--profile", default="smoke", help="smoke (CI, minutes) | quick (laptop CPU, < 1 h) | full (paper recipe, GPU)")
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda | mps (default: auto)")
@@ -456,5 +465,5 @@ def add_commands(sub) -> None:
     parser.add_argument("--only", default=None, help="execute only the chapter(s) whose name starts with this")
     parser.add_argument("--force", action="store_true", help="re-execute and rebuild even if up to date")
     parser.add_argument("--no-html", action="store_true", help="execute notebooks only, skip the Jupyter Book build")
-    parser.add_argument("--root", default=str(PROJECT_ROOT), help=argparse.SUPPRESS)
+    parser.add_argument("--root", default=".", help=argparse.SUPPRESS)
     parser.set_defaults(func=_cmd_book)
