@@ -162,6 +162,25 @@ def _cpu_peak_memory_mb(config: ExperimentConfig, dataset: DialogueDataset) -> t
                 "one epoch, in a fresh process: a lower bound when loading the data peaked higher")
 
 
+def _check_bench_args(epochs, warmup, n_dialogues, dims) -> None:
+    """A ValueError naming the argument (and its command-line flag) for the first bad one."""
+    def integer(x) -> bool:
+        return isinstance(x, (int, np.integer)) and not isinstance(x, bool)
+
+    if not integer(epochs) or epochs < 1:
+        raise ValueError(f"bench: epochs (--epochs) must be at least 1, the number of timed epochs; got {epochs!r}")
+    if not integer(warmup) or warmup < 0:
+        raise ValueError(f"bench: warmup (--warmup) must be 0 or more untimed epochs; got {warmup!r}")
+    if n_dialogues is not None and (not integer(n_dialogues) or not 1 <= n_dialogues <= len(IEMOCAP_TRAIN_LENGTHS)):
+        raise ValueError(f"bench: n_dialogues (--dialogues) must be in 1..{len(IEMOCAP_TRAIN_LENGTHS)} (IEMOCAP's "
+                         f"training dialogues); got {n_dialogues!r}")
+    if dims is not None:
+        bad = {m: d for m, d in dims.items() if m not in IEMOCAP_DIMS or not integer(d) or d < 1}
+        if bad or not dims:
+            raise ValueError(f"bench: dims (--dims TEXT AUDIO VISUAL) must be positive feature dims of modalities "
+                             f"{tuple(IEMOCAP_DIMS)}; got {dims!r}")
+
+
 def bench(config: ExperimentConfig, *, device: str = "auto", epochs: int = 3, warmup: int = 1,
           baseline: str | None = None, json_path: str | Path | None = None, seed: int = 0,
           memory: bool = True, dataset: DialogueDataset | None = None, n_dialogues: int | None = None,
@@ -177,8 +196,7 @@ def bench(config: ExperimentConfig, *, device: str = "auto", epochs: int = 3, wa
     custom = dataset
     if baseline not in (None, "reference"):
         raise ValueError(f"bench: unknown baseline {baseline!r}; expected 'reference' or none")
-    if epochs < 1 or warmup < 0:
-        raise ValueError(f"bench: expected epochs >= 1 and warmup >= 0, got epochs={epochs}, warmup={warmup}")
+    _check_bench_args(epochs, warmup, n_dialogues, dims)
     resolved = resolve_device(device)
     dataset = custom or bench_dataset(seed, dims or IEMOCAP_DIMS, n_dialogues)
     configs = {"ours": config}

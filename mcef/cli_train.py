@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
+from pathlib import Path
 
 
 def _add_config_args(parser: argparse.ArgumentParser, *, many: bool = False) -> None:
@@ -29,17 +31,34 @@ def _data_override(args) -> list[str]:
 
 
 def _train(args) -> int:
-    from mcef.config import load_config
-    from mcef.train import fit
+    """``mcef train``: exit 0 on a finished run, 1 on a diverged run (or an error), 130 on Ctrl-C (one line, naming
+    the run directory that stays resumable)."""
+    run_dir = None
+    try:
+        from mcef.config import load_config
+        from mcef.train import default_run_dir, fit
 
-    overrides = [*args.overrides, *_data_override(args)]
-    if args.device:
-        overrides.append(f"train.device={args.device}")
-    config = load_config(args.config, overrides)
-    summary = fit(config, run_dir=args.run_dir, runs_root=args.runs_root, resume=args.resume,
-                  reuse=not args.retrain, progress=False if args.quiet else None)
+        overrides = [*args.overrides, *_data_override(args)]
+        if args.device:
+            overrides.append(f"train.device={args.device}")
+        config = load_config(args.config, overrides)
+        run_dir = Path(args.run_dir) if args.run_dir else default_run_dir(config, args.runs_root)
+        summary = fit(config, run_dir=run_dir, resume=args.resume, reuse=not args.overwrite, overwrite=args.overwrite,
+                      progress=False if args.quiet else None)
+    except KeyboardInterrupt:
+        where = (f"{run_dir} stays resumable: rerun with --resume to continue" if run_dir is not None
+                 else "nothing was written")
+        print(f"mcef train: interrupted; {where}", file=sys.stderr)
+        return 130
+    return _print_run(summary, run_dir)  # errors (a full or read-only disk included): one line, by mcef.cli.main
+
+
+def _print_run(summary: dict, run_dir) -> int:
+    if summary.get("diverged"):
+        print(f"mcef train: run {summary['name']} in {run_dir} {summary['diverged']['message']}", file=sys.stderr)
+        return 1
     test, oracle = summary["test"], summary["oracle_best_test"]
-    print(f"run {summary['name']}: selected epoch {summary['selected_epoch']} (validation weighted-F1 "
+    print(f"run {summary['name']} in {run_dir}: selected epoch {summary['selected_epoch']} (validation weighted-F1 "
           f"{summary['valid']['weighted_f1']:.4f}); test accuracy {test['accuracy']:.4f}, weighted-F1 "
           f"{test['weighted_f1']:.4f}, macro-F1 {test['macro_f1']:.4f}")
     if oracle:
@@ -97,17 +116,24 @@ def _runs_list(args) -> int:
 def add_commands(sub) -> None:
     """Register the training commands on the ``mcef`` sub-parser collection ``sub``."""
     p = sub.add_parser("train", help="train one run and write its run directory",
-                       description="Train one run (selection on validation) and write runs/<name>/: config.yaml, "
-                                   "metrics.jsonl, summary.json, best.pt, last.pt.")
+                       description="Train one run (selection on validation) and write RUNS_ROOT/<name>-<digest>/ "
+                                   "(digest: the first 8 hex digits of the config's digest, so that configs that "
+                                   "differ never share a directory): run.json, config.yaml, metrics.jsonl, "
+                                   "summary.json, best.pt, last.pt. A finished run of the same digest is reused; "
+                                   "a finished or partial run is never replaced without --resume or --overwrite; "
+                                   "a second training into a directory in use fails, naming the holder. Exit "
+                                   "status: 0 finished, 1 error or diverged (non-finite loss), 130 interrupted.")
     _add_config_args(p)
     p.add_argument("--data", metavar="PATH", help="feature file or directory (default: discovered data, else "
                                                   "the synthetic default); same as --set data.path=PATH")
     p.add_argument("--device", help="auto | cpu | cuda | mps (default: the config's train.device)")
     p.add_argument("--runs-root", default="runs", help="parent of the run directory (default: runs)")
-    p.add_argument("--run-dir", help="run directory (default: RUNS_ROOT/<config name>)")
-    p.add_argument("--resume", action="store_true", help="continue an interrupted run from its last checkpoint")
-    p.add_argument("--retrain", action="store_true",
-                   help="train even when the run directory holds a finished run of the same digest (default: reuse it)")
+    p.add_argument("--run-dir", help="run directory (default: RUNS_ROOT/<config name>-<config digest[:8]>)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue an interrupted run from its last good checkpoint (last.pt, else best.pt)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="train from scratch, replacing what the run directory holds (any finished or partial run, "
+                        "including one of the same digest, which is otherwise reused); without it nothing is deleted")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_train)
 

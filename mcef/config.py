@@ -34,7 +34,8 @@ class DataConfig:
 
     path: str | None = None  # feature file or directory; None = discovered data (else synthetic); "synthetic" = synthetic
     text_layer: str = "videoText"  # which text feature layer of an SDT-style pickle to read
-    valid_fraction: float = 0.1  # share of training dialogues held out when the file has no valid split
+    valid_fraction: float = 0.1  # share in [0, 1) of training dialogues held out when the file has no valid split;
+    # 0 = use the file's own validation split (reading a file without one is then an error, never an empty split)
     split_seed: int = 0  # seed of that held-out draw
     synthetic: dict = field(default_factory=dict)  # overrides of mcef.data.SyntheticConfig for the synthetic data
     text: TextFeatureConfig = field(default_factory=TextFeatureConfig)  # transcripts -> vectors (transcripts only)
@@ -171,21 +172,80 @@ def _build(cls: type, mapping: Any, source: str, prefix: str = "") -> Any:
         raise ConfigError(f"{source}: {prefix.rstrip('.') or 'config'}: {err}") from None
 
 
+SEED_MAX = 2**32 - 1  # numpy's global seed (np.random.seed) takes 0 .. 2**32 - 1
+LOSS_TERMS = ("fused_ce", "modality_ce", "soft_hgr", "kl")
+
+
+def _number_in(value: float, key: str, where: str, *, low: float, high: float | None = None,
+               low_open: bool = False, high_open: bool = True, meaning: str = "") -> None:
+    """A ConfigError unless ``value`` is finite and within the bounds (open or closed at each end)."""
+    import math
+
+    above = value > low if low_open else value >= low
+    below = high is None or (value < high if high_open else value <= high)
+    if not (math.isfinite(value) and above and below):
+        interval = (f"in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}" if high is not None
+                    else f"{'>' if low_open else '>='} {low:g}")
+        raise ConfigError(f"{where}: {key} must be {interval}{meaning}, got {value!r}")
+
+
 def _check(config: ExperimentConfig, where: str) -> ExperimentConfig:
-    """Checks that need more than one field's type."""
-    positive = {"train.epochs": config.train.epochs, "train.batch_size": config.train.batch_size,
-                "train.checkpoint_every": config.train.checkpoint_every}
+    """Checks of values (ranges, devices, combinations) that the field types alone do not catch."""
+    from mcef.device import DeviceError, check_device_name
+
+    train, data, loss = config.train, config.data, config.loss
+    positive = {"train.epochs": train.epochs, "train.batch_size": train.batch_size,
+                "train.checkpoint_every": train.checkpoint_every}
     for key, value in positive.items():
         if value < 1:
             raise ConfigError(f"{where}: {key} must be at least 1, got {value}")
-    non_negative = {"train.early_stopping": config.train.early_stopping,
-                    "train.plateau_patience": config.train.plateau_patience}
+    non_negative = {"train.early_stopping": train.early_stopping,
+                    "train.plateau_patience": train.plateau_patience}
     for key, value in non_negative.items():
         if value < 0:
             raise ConfigError(f"{where}: {key} must be 0 (off) or a number of epochs, got {value}")
+    if not 0 <= train.seed <= SEED_MAX:
+        raise ConfigError(f"{where}: train.seed must be in [0, 2**32 - 1] (the range numpy and torch seeds take), "
+                          f"got {train.seed}")
+    if data.split_seed < 0:
+        raise ConfigError(f"{where}: data.split_seed must be a non-negative integer, got {data.split_seed}")
+    _number_in(train.plateau_factor, "train.plateau_factor", where, low=0.0, high=1.0, low_open=True,
+               meaning=" (the learning rate is multiplied by it on a plateau)")
+    _number_in(train.lr, "train.lr", where, low=0.0, low_open=True)
+    _number_in(train.weight_decay, "train.weight_decay", where, low=0.0)
+    _number_in(data.valid_fraction, "data.valid_fraction", where, low=0.0, high=1.0,
+               meaning=" (share of training dialogues held out when the file has no validation split; 0 only for "
+                       "files with their own)")
+    try:
+        check_device_name(train.device, key="train.device (--device)")
+    except DeviceError as err:
+        raise ConfigError(f"{where}: {err}") from None
+    for term in LOSS_TERMS:
+        _number_in(getattr(loss, term), f"loss.{term}", where, low=0.0)
+    if all(getattr(loss, term) == 0 for term in LOSS_TERMS):
+        raise ConfigError(f"{where}: every loss weight ({', '.join('loss.' + t for t in LOSS_TERMS)}) is 0: nothing "
+                          "to train; expected at least one weight > 0")
+    if data.synthetic:
+        _check_synthetic(data.synthetic, where)
     if not config.name or "/" in config.name or config.name in (".", ".."):
         raise ConfigError(f"{where}: name must be a plain directory name, got {config.name!r}")
     return config
+
+
+def _check_synthetic(fields: dict, where: str) -> None:
+    """``data.synthetic`` must be fields of :class:`mcef.data.SyntheticConfig` with valid values."""
+    from mcef.data.errors import DataError
+    from mcef.data.synthetic import SyntheticConfig
+
+    names = [f.name for f in dataclasses.fields(SyntheticConfig)]
+    unknown = [k for k in fields if k not in names]
+    if unknown:
+        raise ConfigError(f"{where}: unknown key 'data.synthetic.{unknown[0]}'; expected fields of "
+                          f"mcef.data.SyntheticConfig: {names}")
+    try:
+        SyntheticConfig(**fields)
+    except (DataError, TypeError, ValueError) as err:
+        raise ConfigError(f"{where}: {str(err).replace('SyntheticConfig.', 'data.synthetic.')}") from None
 
 
 def config_from_dict(mapping: dict, where: str = "config") -> ExperimentConfig:

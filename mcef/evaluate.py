@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -25,10 +26,10 @@ def load_run(run_dir: str | Path, *, device: str | torch.device = "auto", checkp
     from mcef.model import MCEF, MCEFConfig
     from mcef.train import load_checkpoint
 
+    device = resolve_device(device)  # a bad --device is reported first, whatever the run directory holds
     path = Path(run_dir) / checkpoint
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such checkpoint; is {str(run_dir)!r} a finished run directory?")
-    device = resolve_device(device)
     state = load_checkpoint(path, device)
     config = config_from_dict(state["config"], str(path))
     model = MCEF(MCEFConfig(**state["model_config"])).to(device)
@@ -64,11 +65,40 @@ def _check_compatible(state: dict, dataset: DialogueDataset, run_dir) -> tuple[s
     return modalities
 
 
+def data_notice(run_dir, dataset: DialogueDataset, fingerprint: str, trained_on: str | None) -> str | None:
+    """The notice for scoring a run on data other than its training data (None when it is the same data).
+
+    ``fingerprint`` is :func:`mcef.runs.data_fingerprint` of ``dataset``; ``trained_on`` the fingerprint the run's
+    checkpoint records (``state["identity"]["data_fingerprint"]``; None for a run that records none: no notice).
+    """
+    if trained_on is None or fingerprint == trained_on:
+        return None
+    return (f"the data ({dataset.source or dataset.name}, fingerprint {fingerprint}) is not the data the run "
+            f"{str(run_dir)!r} was trained on (fingerprint {trained_on}): the figures describe other data")
+
+
+def print_data_notice(notice: str | None, command: str = "") -> None:
+    """Write ``notice`` (if any) to stderr as one line: ``mcef <command>: notice: ...``."""
+    if notice:
+        print(f"mcef{' ' + command if command else ''}: notice: {notice}", file=sys.stderr)
+
+
+def _check_out_path(out_path: Path) -> None:
+    if out_path.is_dir():
+        raise ValueError(f"--out {out_path}: is a directory; expected a file path ending in "
+                         f"{' or '.join(PREDICTION_FORMATS)}")
+    if out_path.suffix.lower() not in PREDICTION_FORMATS:
+        raise ValueError(f"{out_path}: unknown prediction format {out_path.suffix!r}; expected one of "
+                         f"{list(PREDICTION_FORMATS)}")
+
+
 def evaluate(run_dir: str | Path, dataset: DialogueDataset | str | Path | None = None, split: str = "test", *,
              device: str | torch.device = "auto", checkpoint: str = "best.pt") -> dict:
     """Loss terms, accuracy, weighted-F1, macro-F1, per-class F1 and confusion matrix of a run on ``split``.
 
     ``dataset`` is a DialogueDataset, a feature file for ``load_dataset``, or None for the run's own data.
+    ``data_fingerprint`` and ``same_data_as_training`` say whether it is the data the run was trained on; when it is
+    not, ``data_notice`` says so in words (else None) and the notice is also written to stderr.
     """
     from mcef.data import DialogueLoader
     from mcef.runs import data_fingerprint
@@ -84,13 +114,18 @@ def evaluate(run_dir: str | Path, dataset: DialogueDataset | str | Path | None =
         raise DataError(f"{run_dir}: the run's own data (data section of its config.yaml) no longer has the content "
                         f"it was trained on (fingerprint {fingerprint}, trained on {trained_on}); pass the data to "
                         f"evaluate explicitly to score the run on it")
+    notice = data_notice(run_dir, dataset, fingerprint, trained_on)
+    if split not in dataset.splits:
+        raise DataError(f"dataset {dataset.name!r} ({dataset.source}) has no split {split!r} (--split); expected one "
+                        f"of {sorted(dataset.splits)}")
     device = next(model.parameters()).device
     loader = DialogueLoader(dataset, split, batch_size=config.train.batch_size, modalities=modalities, device=device)
     objective = make_objective(config, class_weights(config, dataset), device)
     result = run_epoch(model, loader, objective, dataset.n_classes)
     losses = {k: v for k, v in result.items() if k.startswith("loss")}
+    print_data_notice(notice, "evaluate")
     return {"split": split, "epoch": state["epoch"], "data_fingerprint": fingerprint,
-            "same_data_as_training": fingerprint == trained_on, **losses,
+            "same_data_as_training": fingerprint == trained_on, "data_notice": notice, **losses,
             **scores(result["confusion_matrix"], dataset.label_names)}
 
 
@@ -100,16 +135,23 @@ def predict(run_dir: str | Path, data: DialogueDataset | str | Path, out_path: s
 
     One row per utterance: dialogue_id, utterance (index in the dialogue), speaker, split, label (true label name,
     or "" when unknown), predicted (label name) and ``p_<label>`` per class. Returns the rows.
+
+    When ``data`` is not the data the run was trained on (its :func:`mcef.runs.data_fingerprint` differs from the
+    checkpoint's), every row also gets a ``data_notice`` column saying so (in both formats, so the file carries the
+    warning; :func:`read_predictions` reads it as a string), and the notice is written to stderr. Rows of the run's
+    own data have no such column.
     """
     from mcef.data import DialogueLoader
+    from mcef.runs import data_fingerprint
 
     out_path = Path(out_path)
-    if out_path.suffix.lower() not in PREDICTION_FORMATS:
-        raise ValueError(f"{out_path}: unknown prediction format {out_path.suffix!r}; expected one of "
-                         f"{list(PREDICTION_FORMATS)}")
+    _check_out_path(out_path)
     config, model, state = load_run(run_dir, device=device, checkpoint=checkpoint)
     dataset = _resolve_dataset(config, data)
     modalities = _check_compatible(state, dataset, run_dir)
+    notice = data_notice(run_dir, dataset, data_fingerprint(dataset),
+                         state.get("identity", {}).get("data_fingerprint"))
+    extra = {"data_notice": notice} if notice else {}
     device = next(model.parameters()).device
     names = list(dataset.label_names)
     rows = []
@@ -133,6 +175,7 @@ def predict(run_dir: str | Path, data: DialogueDataset | str | Path, out_path: s
                         "label": names[label] if 0 <= label < len(names) else "",
                         "predicted": names[max(range(len(p)), key=p.__getitem__)],
                         **{f"p_{name}": v for name, v in zip(names, p)},
+                        **extra,
                     })
     if out_path.suffix.lower() == ".json":
         write_text_atomic(out_path, json.dumps(rows, indent=1) + "\n")
@@ -142,6 +185,7 @@ def predict(run_dir: str | Path, data: DialogueDataset | str | Path, out_path: s
         writer.writeheader()
         writer.writerows(rows)
         write_text_atomic(out_path, text.getvalue())
+    print_data_notice(notice, "predict")
     return rows
 
 

@@ -40,11 +40,12 @@ def sweep(configs: Iterable[ExperimentConfig | str | os.PathLike], seeds: Iterab
     """Train every config with every seed into ``root/<name>/seed<seed>/``; return :func:`aggregate`.
 
     A finished run is reused only when its digest (:mod:`mcef.runs`) matches, a partial one of the same digest is
-    resumed. A run of another digest is set aside as ``seed<seed>.stale-<digest>`` (never deleted) and trained again,
-    or, with ``retrain=False``, refused with a ConfigError naming the fields that differ. ``configs`` are
-    ExperimentConfigs or YAML paths (``overrides`` apply to the paths); ``dataset`` replaces the configs' own data.
+    resumed, a diverged one is logged and left out of the table. A run of another digest is set aside as
+    ``seed<seed>.stale-<digest>`` (never deleted; never while another training holds it) and trained again, or, with
+    ``retrain=False``, refused with a ConfigError naming the fields that differ. ``configs`` are ExperimentConfigs or
+    YAML paths (``overrides`` apply to the paths); ``dataset`` replaces the configs' own data.
     """
-    from mcef.runs import RunIdentity, data_fingerprint, explain_mismatch, read_run
+    from mcef.runs import RunIdentity, RunLockedError, data_fingerprint, explain_mismatch, lock_holder, read_run
     from mcef.train import fit, load_data
 
     loaded = [c if isinstance(c, ExperimentConfig) else load_config(c, overrides) for c in configs]
@@ -66,12 +67,18 @@ def sweep(configs: Iterable[ExperimentConfig | str | os.PathLike], seeds: Iterab
                 reason = explain_mismatch(stored, run, identity)
                 if not retrain:
                     raise ConfigError(f"sweep: {reason}; rerun with retrain to train it again")
+                holder = lock_holder(run_dir)
+                if holder is not None:
+                    raise RunLockedError(f"sweep: {run_dir} is in use by another training ({holder}); not set aside")
                 aside = run_dir.with_name(f"{run_dir.name}.stale-{stored.identity.digest[:8] if stored.identity else 'old'}")
                 while aside.exists():
                     aside = aside.with_name(aside.name + "+")
                 run_dir.rename(aside)
                 log(f"[sweep] {reason}: set aside as {aside.name}, training again")
-            fit(run, dataset=data, data_description=description, run_dir=run_dir, resume=True, progress=progress)
+            summary = fit(run, dataset=data, data_description=description, run_dir=run_dir, resume=True,
+                          progress=progress)
+            if summary.get("diverged"):
+                log(f"[sweep] {run_dir}: {summary['diverged'].get('message', 'diverged')}; left out of the table")
     return aggregate(collect(root, names=names, seeds=seeds))
 
 
@@ -84,7 +91,8 @@ def _dig(summary: dict, path: tuple[str, ...]):
 
 
 def collect(root: str | Path, *, names: Iterable[str] | None = None, seeds: Iterable[int] | None = None) -> list[dict]:
-    """One flat dict per finished run under ``root`` (optionally only these config names and seeds)."""
+    """One flat dict per finished run under ``root`` (optionally only these config names and seeds); a diverged run
+    (``diverged`` in its summary) has no figures and is left out."""
     root = Path(root)
     wanted_names = None if names is None else set(names)
     wanted_seeds = None if seeds is None else {int(s) for s in seeds}
@@ -96,6 +104,8 @@ def collect(root: str | Path, *, names: Iterable[str] | None = None, seeds: Iter
         if (wanted_names is not None and name not in wanted_names) or (wanted_seeds is not None and seed not in wanted_seeds):
             continue
         summary = json.loads(path.read_text(encoding="utf-8"))
+        if summary.get("diverged"):
+            continue
         runs.append({"config": name, "seed": seed, **{k: _dig(summary, p) for k, p in RUN_FIGURES.items()}})
     return runs
 

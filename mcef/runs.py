@@ -14,19 +14,26 @@ directory holds ``run.json`` (its identity, written when training starts), ``con
 
 from __future__ import annotations
 
+import contextlib
+import datetime
 import hashlib
 import importlib.metadata
 import json
+import os
+import socket
+import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
 from mcef.config import ConfigError, ExperimentConfig, config_to_dict, load_config
 from mcef.data.dataset import DialogueDataset
-from mcef.io import write_json_atomic
+from mcef.io import fcntl, flock, storage_error, write_json_atomic
 
 RUN_FILE = "run.json"
+LOCK_FILE = ".lock"  # held (flock) by the training writing into the run directory; names it
 # Dotted config fields that say where or how visibly a run runs, not what it computes.
 NON_DEFINING = ("name", "data.path", "data.cache_dir", "data.text.batch_size", "train.device", "train.progress", "train.checkpoint_every")
 
@@ -170,6 +177,107 @@ def reusable(run_dir: str | Path, identity: RunIdentity) -> StoredRun | None:
     if stored.finished and stored.identity is not None and stored.identity.digest == identity.digest:
         return stored
     return None
+
+
+def find_run(root: str | Path, identity: RunIdentity) -> Path | None:
+    """The finished run of ``identity``'s digest anywhere under ``root`` (None when there is none)."""
+    root = Path(root)
+    if not root.is_dir():
+        return None
+    for marker in sorted(root.rglob(RUN_FILE)):
+        if reusable(marker.parent, identity) is not None:
+            return marker.parent
+    return None
+
+
+class RunDirError(ValueError):
+    """A run directory that cannot be trained into as asked (in use, or holding a run that would be lost)."""
+
+
+class RunLockedError(RunDirError):
+    """The run directory is locked by another training; the message names the holder."""
+
+
+def _holder(fd: int) -> str:
+    try:
+        info = json.loads(os.pread(fd, 4096, 0).decode("utf-8"))
+        return (f"pid {info['pid']} on {info['host']}, started {info['started']}"
+                + (f": {info['command']}" if info.get("command") else ""))
+    except (OSError, ValueError, KeyError, TypeError):
+        return "a process that has not yet written its name"
+
+
+def lock_holder(run_dir: str | Path) -> str | None:
+    """Who holds ``run_dir``'s lock, in words, or None when no training does (nothing is created)."""
+    path = Path(run_dir) / LOCK_FILE
+    if fcntl is None or not path.is_file():
+        return None
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return None
+    except OSError:
+        return _holder(fd)
+    finally:
+        os.close(fd)
+
+
+def _same_file(path: Path, fd: int) -> bool:
+    try:
+        a, b = os.stat(path), os.fstat(fd)
+    except OSError:
+        return False
+    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
+
+
+@contextlib.contextmanager
+def run_lock(run_dir: str | Path) -> Iterator[Path]:
+    """Hold ``run_dir/.lock`` exclusively (``flock``) for the block, with this process's pid, host, start time and
+    command written in it; a :class:`RunLockedError` naming the holder when another process holds it. The kernel
+    drops the lock when its process dies (kill -9 included); the file is removed when the block ends."""
+    run_dir = Path(run_dir)
+    path, fd = run_dir / LOCK_FILE, None
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        while True:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+            if fcntl is None:
+                break
+            try:
+                if not flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB):
+                    break  # a file system without locks: the run directory cannot be protected there
+            except BlockingIOError:
+                holder = _holder(fd)
+                os.close(fd)
+                fd = None
+                raise RunLockedError(f"{run_dir} is in use by another training ({holder}); wait for it to end or "
+                                     f"train into another run directory") from None
+            if _same_file(path, fd):
+                break
+            os.close(fd)  # its holder removed the file as we opened it: take the new one
+            fd = None
+        info = {"pid": os.getpid(), "host": socket.gethostname(),
+                "started": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+                "command": " ".join(sys.argv)[:500]}
+        os.ftruncate(fd, 0)
+        os.lseek(fd, 0, os.SEEK_SET)
+        os.write(fd, json.dumps(info).encode("utf-8"))
+    except OSError as err:
+        if fd is not None:
+            os.close(fd)
+        raise storage_error(path, err) from None
+    try:
+        yield path
+    finally:
+        try:
+            if _same_file(path, fd):
+                path.unlink()
+        except OSError:
+            pass
+        os.close(fd)
 
 
 def list_runs(root: str | Path) -> list[StoredRun]:

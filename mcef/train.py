@@ -1,15 +1,21 @@
 """Training one run: ``fit(config)`` trains, selects the epoch on validation and writes a run directory.
 
-Run directory (``runs/<name>/``, a run of the store in :mod:`mcef.runs`), every file written atomically:
+Run directory (``runs/<name>-<config digest[:8]>/`` by default, a run of the store in :mod:`mcef.runs`), every file
+written atomically (a killed write leaves a ``.<name>.<random>.tmp``, removed by the next start):
 - ``run.json``: the run's identity (digest of the defining config, the data's content and the package version);
 - ``config.yaml``: the complete config (reloads to the same config);
 - ``metrics.jsonl``: one line per epoch: every loss term, accuracy, weighted-F1 and macro-F1 on train and valid,
   learning rate, epoch seconds;
 - ``summary.json``: the epoch selected on validation weighted-F1, the test figures of that epoch (evaluated once,
   from ``best.pt``, after training), ``oracle_best_test`` (best test figures over all epochs: the reference's
-  test-selected protocol, kept for comparison with the literature only), the run's facts and its provenance;
-- ``best.pt`` / ``last.pt``: tensors and plain values only (model, optimizer, scheduler, RNG and selection state):
-  enough to resume exactly, loaded with ``weights_only=True``.
+  test-selected protocol, kept for comparison with the literature only), the run's facts and its provenance; for a
+  run whose loss or gradient went non-finite, ``diverged`` (epoch, batch, term, message) and no test figure;
+- ``best.pt`` / ``last.pt``: tensors and plain values only (model, optimizer, scheduler, RNG and selection state,
+  the metrics records so far): enough to resume exactly, loaded with ``weights_only=True``;
+- ``.lock`` while a training holds the directory (its pid, host, start time and command).
+
+A finished or partial run is never replaced unless asked (``overwrite=True``); resuming reads ``last.pt``, else
+``best.pt`` when ``last.pt`` is damaged, and rebuilds a damaged ``metrics.jsonl`` from the checkpoint.
 
 Selection, the learning-rate schedule and early stopping read validation figures only; the test split is read
 for the oracle record (if ``train.record_oracle_test``) and once at the end.
@@ -25,10 +31,12 @@ import contextlib
 import copy
 import datetime
 import json
+import math
 import os
 import platform
 import random
 import subprocess
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -40,10 +48,11 @@ import torch
 from mcef.config import ConfigError, ExperimentConfig, config_to_dict, save_config
 from mcef.data.dataset import IEMOCAP_LABELS, DialogueDataset
 from mcef.device import describe_device, resolve_device
-from mcef.io import save_torch_atomic, write_json_atomic, write_text_atomic
+from mcef.io import remove_stale_temporaries, save_torch_atomic, write_json_atomic, write_text_atomic
 from mcef.metrics import HEADLINE, confusion_counts, scores
 from mcef.model import MCEF, MCEFConfig, count_parameters
-from mcef.runs import RunIdentity, data_fingerprint, explain_mismatch, read_run, reusable, write_identity
+from mcef.runs import (RunDirError, RunIdentity, config_digest, data_fingerprint, explain_mismatch, read_run,
+                       reusable, run_lock, write_identity)
 
 ORACLE_NOTE = ("best test figure over all epochs, each metric at its own best epoch: the reference's test-selected "
                "protocol, for comparison with the literature only; never used for selection")
@@ -123,37 +132,77 @@ def set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
 
 
+def _grad_norm(model) -> torch.Tensor:
+    """The total 2-norm of the model's gradients, as a device tensor (no sync)."""
+    parameters = list(model.parameters())
+    grads = [p.grad for p in parameters if p.grad is not None]
+    if not grads:
+        return torch.zeros((), device=parameters[0].device if parameters else "cpu")
+    if hasattr(torch.nn.utils, "get_total_norm"):
+        return torch.nn.utils.get_total_norm(grads)
+    return torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
+
+
+def _first_nonfinite(batches: list, n_batches: int) -> dict:
+    """Where a pass went non-finite: the first batch whose total loss or gradient norm is not finite, with its terms.
+
+    ``batches`` holds per batch (loss terms, gradient norm or None, dialogue ids); read only when the pass's sums
+    were not finite, so the batch-by-batch transfers happen only then."""
+    for index, (losses, grad_norm, ids) in enumerate(batches, start=1):
+        values = {k: float(v) for k, v in losses.items()}
+        bad = [k for k, v in values.items() if k != "total" and not math.isfinite(v)]
+        if not math.isfinite(values["total"]):
+            term = bad[0] if bad else "total"
+            return {"batch": index, "batches": n_batches, "term": term, "value": str(values[term]),
+                    "terms": bad or ["total"], "dialogues": list(ids[:3])}
+        if grad_norm is not None and not math.isfinite(float(grad_norm)):
+            return {"batch": index, "batches": n_batches, "term": "gradient", "value": str(float(grad_norm)),
+                    "terms": ["gradient norm"], "dialogues": list(ids[:3])}
+    return {"batch": None, "batches": n_batches, "term": "total", "value": "nan", "terms": ["total"], "dialogues": []}
+
+
 def run_epoch(model, loader, objective, n_classes: int, *, optimizer=None) -> dict:
     """One pass over ``loader``: trains when ``optimizer`` is given, else evaluates without gradients.
 
     The network runs in its own ``config.precision`` (one autocast, inside the model); the objective in float32.
-    Returns every loss term averaged over utterances (``loss_<term>``; the total is ``loss``) and the (C, C)
-    confusion matrix of the fused classifier. Sums stay on the device: one transfer per pass, no per-batch sync.
+    Returns every loss term averaged over utterances (``loss_<term>``; the total is ``loss``), the (C, C)
+    confusion matrix of the fused classifier, and ``nonfinite``: None, or where the total loss or the gradient norm
+    first went non-finite (batch, term, value). Sums stay on the device: one transfer per pass, no per-batch sync
+    (the per-batch values are read back only when a sum is not finite).
     """
     training = optimizer is not None
     model.train(training)
     sums: dict[str, torch.Tensor] = {}
-    n_utterances = None
+    n_utterances = grad_sum = None
     cm = None
+    batches = []  # (detached loss terms, gradient norm, dialogue ids) per batch: references only
     with torch.set_grad_enabled(training):
         for batch in loader:
             output = model(batch)
             losses = objective(output, batch)
+            grad_norm = None
             if training:
                 optimizer.zero_grad(set_to_none=True)
                 losses["total"].backward()
+                grad_norm = _grad_norm(model)
+                grad_sum = grad_norm if grad_sum is None else grad_sum + grad_norm
                 optimizer.step()
             n = batch.mask.sum()  # utterances in the batch (a device tensor: no sync)
-            for key, value in losses.items():
-                sums[key] = sums.get(key, 0) + value.detach().float() * n
+            detached = {key: value.detach().float() for key, value in losses.items()}
+            for key, value in detached.items():
+                sums[key] = sums.get(key, 0) + value * n
+            batches.append((detached, grad_norm, batch.dialogue_ids))
             n_utterances = n if n_utterances is None else n_utterances + n
             predictions = output.fused_logits.detach().argmax(dim=-1)  # (B, T)
             counts = confusion_counts(batch.labels, predictions, n_classes)
             cm = counts if cm is None else cm + counts
     keys = list(sums)
-    totals = torch.stack([sums[k] for k in keys] + [n_utterances.float()]).cpu().tolist()
+    extra = [grad_sum.float().to(n_utterances.device)] if grad_sum is not None else []
+    totals = torch.stack([sums[k] for k in keys] + extra + [n_utterances.float()]).cpu().tolist()
     result = {("loss" if k == "total" else f"loss_{k}"): v / totals[-1] for k, v in zip(keys, totals)}
     result["confusion_matrix"] = cm.cpu().numpy()
+    finite = math.isfinite(result["loss"]) and all(math.isfinite(v) for v in totals[len(keys):-1])
+    result["nonfinite"] = None if finite else _first_nonfinite(batches, len(batches))
     return result
 
 
@@ -259,6 +308,7 @@ class Selection:
     oracle: list = field(default_factory=list)  # per-epoch test headline figures, for the oracle record only
     history: list = field(default_factory=list)  # the metrics.jsonl records
     stopped_early: bool = False
+    diverged: dict | None = None  # where a loss term or the gradient went non-finite (the run then stops)
 
 
 def _check_splits(dataset: DialogueDataset, description: str) -> None:
@@ -300,7 +350,8 @@ def training_state(t: Training, selection: Selection, epoch: int, started: float
             "identity": asdict(t.identity), "model_config": asdict(t.model_config),
             "label_names": list(t.dataset.label_names), "speaker_names": list(t.dataset.speaker_names),
             "best_epoch": selection.best_epoch, "best_valid_weighted_f1": selection.best_score,
-            "oracle": list(selection.oracle), "seconds": selection.prior_seconds + time.perf_counter() - started}
+            "oracle": list(selection.oracle), "history": [dict(h) for h in selection.history],
+            "seconds": selection.prior_seconds + time.perf_counter() - started}
 
 
 class CheckpointError(ValueError):
@@ -317,40 +368,114 @@ def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> dic
         first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise CheckpointError(f"{path}: refused to load: it holds more than tensors and plain values, so loading it "
                               f"could run code ({first_line}); nothing in it was run") from None
-    except (EOFError, RuntimeError) as err:
+    except FileNotFoundError:
+        raise
+    except (EOFError, RuntimeError, OSError) as err:
         raise CheckpointError(f"{path}: truncated or corrupt checkpoint ({type(err).__name__}: {err})") from None
 
 
-def restore(t: Training, resume: bool) -> Selection:
-    """The state to start from: the run's last checkpoint when resuming the same run, else a fresh start
-    (removing an earlier run's files from the run directory)."""
-    checkpoint = next((t.run_dir / n for n in ("last.pt", "best.pt") if (t.run_dir / n).exists()), None)
-    if not (resume and checkpoint is not None):
-        for stale in RUN_FILES:
-            (t.run_dir / stale).unlink(missing_ok=True)
-        return Selection()
-    state = load_checkpoint(checkpoint, t.device)
+def _notice(message: str) -> None:
+    print(f"mcef: {message}", file=sys.stderr, flush=True)
+
+
+def _last_good_checkpoint(t: Training) -> dict:
+    """The newest checkpoint of the run that loads: ``last.pt``, else ``best.pt`` (a notice says so); a
+    CheckpointError naming the files when neither does."""
+    errors = []
+    for name in ("last.pt", "best.pt"):
+        path = t.run_dir / name
+        if not path.exists():
+            continue
+        try:
+            state = load_checkpoint(path, t.device)
+        except CheckpointError as err:
+            errors.append(str(err))
+            continue
+        if errors:
+            _notice(f"{errors[0]}; resuming from {path} (epoch {state['epoch']}), the last good state")
+        return state
+    raise CheckpointError(f"cannot resume {t.run_dir}: {'; '.join(errors) or 'no checkpoint'}; pass --overwrite "
+                          f"(overwrite=True) to start the run again")
+
+
+def _restored_history(t: Training, state: dict) -> list[dict]:
+    """Epochs 1..state's epoch of the run's records: the checkpoint's own copy, else metrics.jsonl (complete)."""
+    epoch = state["epoch"]
+    if "history" in state:
+        return [dict(h) for h in state["history"] if h["epoch"] <= epoch]
+    path = t.run_dir / "metrics.jsonl"
+    try:
+        history = [h for h in read_metrics(t.run_dir) if h["epoch"] <= epoch]
+    except (ValueError, KeyError, TypeError, OSError) as err:
+        history, reason = [], f"unreadable ({type(err).__name__}: {err})"
+    else:
+        reason = f"holds epochs {[h['epoch'] for h in history]}"
+    if [h["epoch"] for h in history] != list(range(1, epoch + 1)):
+        raise CheckpointError(f"cannot resume {t.run_dir}: {path} is damaged ({reason}; expected epochs 1 to "
+                              f"{epoch}) and the checkpoint has no copy of it; pass --overwrite to start again")
+    return history
+
+
+def restore(t: Training) -> Selection:
+    """The state to resume from: the run's last good checkpoint (its digest checked), its records rebuilt."""
+    state = _last_good_checkpoint(t)
     if state.get("identity", {}).get("digest") != t.identity.digest:
         raise ConfigError(f"cannot resume: {explain_mismatch(read_run(t.run_dir), t.config, t.identity)}")
+    best = t.run_dir / "best.pt"
+    if state["best_epoch"] and state["best_epoch"] != state["epoch"]:
+        try:  # the selected epoch's weights must still be there
+            load_checkpoint(best, t.device)
+        except (CheckpointError, FileNotFoundError) as err:
+            raise CheckpointError(f"cannot resume {t.run_dir}: the selected epoch {state['best_epoch']}'s weights "
+                                  f"are lost ({err}); pass --overwrite to start the run again") from None
     t.model.load_state_dict(state["model"])
     t.optimizer.load_state_dict(state["optimizer"])
     if t.scheduler is not None:
         t.scheduler.load_state_dict(state["scheduler"])
     set_rng_state(state["rng"])
-    history = [line for line in read_metrics(t.run_dir) if line["epoch"] <= state["epoch"]]
+    history = _restored_history(t, state)
+    _write_metrics(t.run_dir / "metrics.jsonl", history)  # a damaged metrics.jsonl is rebuilt now
+    if state["best_epoch"] and state["best_epoch"] == state["epoch"]:
+        try:
+            load_checkpoint(best, t.device)
+        except (CheckpointError, FileNotFoundError):
+            save_torch_atomic(best, state)  # the state of the selected epoch is this one
     return Selection(next_epoch=state["epoch"] + 1, best_epoch=state["best_epoch"],
                      best_score=state["best_valid_weighted_f1"], prior_seconds=state["seconds"],
                      oracle=state["oracle"], history=history)
 
 
-def _epoch(t: Training, epoch: int) -> tuple[dict, dict | None]:
-    """Train one epoch, then evaluate valid (and test, for the oracle record only)."""
+def _divergence(result: dict, epoch: int, split: str) -> dict | None:
+    """The divergence record of a pass (None when its loss and gradients stayed finite), with its message."""
+    where = result["nonfinite"]
+    if where is None:
+        return None
+    batch = f"batch {where['batch']} of {where['batches']}" if where["batch"] else "a batch"
+    what = ("the gradient norm is {value} (every loss term finite)" if where["term"] == "gradient"
+            else "loss term {term} is {value}").format(**where)
+    also = [t for t in where["terms"] if t != where["term"]]
+    message = (f"diverged at epoch {epoch}, {batch} ({split}"
+               f"{', dialogues ' + ', '.join(where['dialogues']) if where['dialogues'] else ''}): {what}"
+               f"{' (also non-finite: ' + ', '.join(also) + ')' if also else ''}; the run stopped, no test figure "
+               f"is reported (try a lower train.lr)")
+    return {"epoch": epoch, "split": split, **where, "message": message}
+
+
+def _epoch(t: Training, epoch: int) -> tuple[dict | None, dict | None, dict | None]:
+    """Train one epoch, then evaluate valid (and test, for the oracle record only); (record, oracle, divergence):
+    a non-finite loss or gradient gives (None, None, where it happened)."""
     n_classes, labels = t.dataset.n_classes, t.dataset.label_names
     tick = time.perf_counter()
     t.loaders["train"].set_epoch(epoch)
     lr = t.optimizer.param_groups[0]["lr"]
     train = run_epoch(t.model, t.loaders["train"], t.objective, n_classes, optimizer=t.optimizer)
+    diverged = _divergence(train, epoch, "train")
+    if diverged is not None:
+        return None, None, diverged
     valid = run_epoch(t.model, t.loaders["valid"], t.objective, n_classes)
+    diverged = _divergence(valid, epoch, "valid")
+    if diverged is not None:
+        return None, None, diverged
     record = {"epoch": epoch, **epoch_record("train", train, labels), **epoch_record("valid", valid, labels),
               "lr": lr, "epoch_seconds": time.perf_counter() - tick}
     oracle = None
@@ -359,11 +484,12 @@ def _epoch(t: Training, epoch: int) -> tuple[dict, dict | None]:
         oracle = {"epoch": epoch, **{k: v for k, v in scores(test["confusion_matrix"]).items() if k in HEADLINE}}
     if t.scheduler is not None:
         t.scheduler.step(record["valid_loss"])
-    return record, oracle
+    return record, oracle, None
 
 
 def train_epochs(t: Training, selection: Selection, started: float, show_progress: bool) -> Selection:
-    """The epoch loop: train, validate, select on validation weighted-F1, checkpoint, stop early."""
+    """The epoch loop: train, validate, select on validation weighted-F1, checkpoint, stop early (or on a
+    non-finite loss or gradient: ``selection.diverged``, nothing of that epoch kept)."""
     from tqdm.auto import tqdm
 
     tc = t.config.train
@@ -374,7 +500,9 @@ def train_epochs(t: Training, selection: Selection, started: float, show_progres
     epochs = tqdm(range(selection.next_epoch, tc.epochs + 1), desc=t.config.name, unit="epoch", initial=done,
                   total=tc.epochs, disable=not show_progress, dynamic_ncols=True)
     for epoch in epochs if not selection.stopped_early else ():
-        record, oracle = _epoch(t, epoch)
+        record, oracle, selection.diverged = _epoch(t, epoch)
+        if selection.diverged is not None:
+            break
         selection.history.append(record)
         if oracle is not None:
             selection.oracle.append(oracle)
@@ -408,23 +536,10 @@ def provenance(t: Training) -> dict:
             "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
 
 
-def finish(t: Training, selection: Selection, started: float) -> dict:
-    """The single test evaluation (the selected epoch's weights, read back from best.pt) and ``summary.json``."""
-    best = load_checkpoint(t.run_dir / "best.pt", t.device)
-    t.model.load_state_dict(best["model"])
-    test = run_epoch(t.model, t.loaders["test"], t.objective, t.dataset.n_classes)
-    selected = next(h for h in selection.history if h["epoch"] == best["epoch"])
+def _run_facts(t: Training, selection: Selection, started: float) -> dict:
+    """The part of ``summary.json`` every run has, diverged or not."""
     facts = provenance(t)
-    summary = {
-        "name": t.config.name,
-        "selection": "validation weighted-F1",
-        "selected_epoch": best["epoch"],
-        "epochs_run": selection.next_epoch - 1,
-        "stopped_early": selection.stopped_early,
-        "valid": {k: selected[f"valid_{k}"] for k in HEADLINE},
-        "test": {"epoch": best["epoch"], "loss": test["loss"],
-                 **scores(test["confusion_matrix"], t.dataset.label_names)},
-        "oracle_best_test": _oracle_best(selection.oracle),
+    return {
         "parameters": count_parameters(t.model),
         "device": facts["device"],
         "seed": t.config.train.seed,
@@ -436,34 +551,118 @@ def finish(t: Training, selection: Selection, started: float) -> dict:
         "data": describe_data(t.dataset, t.description),
         "provenance": facts,
     }
+
+
+def finish(t: Training, selection: Selection, started: float) -> dict:
+    """The single test evaluation (the selected epoch's weights, read back from best.pt) and ``summary.json``;
+    for a diverged run, ``summary.json`` records where (``diverged``) and holds no test figure."""
+    if selection.diverged is not None:
+        summary = {"name": t.config.name, "diverged": selection.diverged, "epochs_run": selection.next_epoch - 1,
+                   "note": "a diverged run is a result, not a number: no test figure is evaluated or reported",
+                   **_run_facts(t, selection, started)}
+        write_json_atomic(t.run_dir / "summary.json", summary)
+        return summary
+    best = load_checkpoint(t.run_dir / "best.pt", t.device)
+    t.model.load_state_dict(best["model"])
+    test = run_epoch(t.model, t.loaders["test"], t.objective, t.dataset.n_classes)
+    selected = next(h for h in selection.history if h["epoch"] == best["epoch"])
+    summary = {
+        "name": t.config.name,
+        "selection": "validation weighted-F1",
+        "selected_epoch": best["epoch"],
+        "epochs_run": selection.next_epoch - 1,
+        "stopped_early": selection.stopped_early,
+        "valid": {k: selected[f"valid_{k}"] for k in HEADLINE},
+        "test": {"epoch": best["epoch"], "loss": test["loss"],
+                 **scores(test["confusion_matrix"], t.dataset.label_names)},
+        "oracle_best_test": _oracle_best(selection.oracle),
+        **_run_facts(t, selection, started),
+    }
     write_json_atomic(t.run_dir / "summary.json", summary)
     return summary
 
 
+def default_run_dir(config: ExperimentConfig, runs_root: str | Path = "runs") -> Path:
+    """``runs_root/<name>-<first 8 hex of the config digest>``: configs that differ never share it by accident."""
+    return Path(runs_root) / f"{config.name}-{config_digest(config)[:8]}"
+
+
+def _reused(run_dir: Path, identity: RunIdentity) -> dict | None:
+    """The summary of the finished (or diverged) run of ``identity``'s digest in ``run_dir``, else None."""
+    stored = reusable(run_dir, identity)
+    if stored is None and run_dir.is_dir():
+        stored = read_run(run_dir)
+        same = stored.identity is not None and stored.identity.digest == identity.digest
+        stored = stored if stored.status == "diverged" and same else None
+    return None if stored is None else stored.summary
+
+
+def _refusal(stored, config: ExperimentConfig, identity: RunIdentity, same: bool) -> str:
+    """Why a plain (re)run does not train into ``stored``'s directory, and what to pass instead."""
+    elsewhere = "train into another run directory (the default one differs per config)"
+    if stored.status in ("finished", "diverged"):
+        if same:
+            return (f"{stored.path} holds a {stored.status} run of this same config and data (digest "
+                    f"{identity.digest}), which is reused unless retraining is asked. Nothing was changed: pass "
+                    f"--overwrite (overwrite=True) to train it again")
+        return (f"{explain_mismatch(stored, config, identity)}: a {stored.status} run; reuse happens automatically "
+                f"when the digest matches, and this one does not. Nothing was changed: {elsewhere}, or pass "
+                f"--overwrite (overwrite=True) to replace it")
+    try:
+        done = f" ({len(read_metrics(stored.path))} of {config.train.epochs} epochs done)"
+    except (OSError, ValueError):
+        done = ""
+    if same:
+        return (f"{stored.path} holds a partial run of this config{done}. Nothing was changed: pass --resume "
+                f"(resume=True) to continue it or --overwrite (overwrite=True) to start it again")
+    return (f"{explain_mismatch(stored, config, identity)}: a partial run{done}. Nothing was changed: {elsewhere}, or "
+            f"pass --overwrite (overwrite=True) to replace it (--resume continues only a run of the same config)")
+
+
+def claim(run_dir: Path, config: ExperimentConfig, identity: RunIdentity, *, resume: bool, overwrite: bool) -> bool:
+    """Whether to resume from a checkpoint in ``run_dir`` (locked by the caller); for a fresh start the run files
+    are removed, but only when that loses nothing or ``overwrite``: else a RunDirError says what is there."""
+    stored = read_run(run_dir)
+    same = stored.identity is not None and stored.identity.digest == identity.digest
+    checkpoint = any((run_dir / name).exists() for name in ("last.pt", "best.pt"))
+    if resume and checkpoint and (same or not overwrite):
+        return True  # restore() checks the checkpoint's own digest
+    if (stored.status != "empty" or checkpoint) and not overwrite and not (resume and same):
+        raise RunDirError(_refusal(stored, config, identity, same))
+    for name in RUN_FILES:
+        (run_dir / name).unlink(missing_ok=True)
+    return False
+
+
 def fit(config: ExperimentConfig, *, dataset: DialogueDataset | None = None, run_dir: str | Path | None = None,
-        runs_root: str | Path = "runs", resume: bool = False, reuse: bool = True, progress: bool | None = None,
-        data_description: str | None = None) -> dict:
+        runs_root: str | Path = "runs", resume: bool = False, reuse: bool = True, overwrite: bool = False,
+        progress: bool | None = None, data_description: str | None = None) -> dict:
     """Train one run of ``config`` and write its run directory; returns the summary dict.
 
     ``dataset`` (default: the one ``config.data`` names) is used as is. ``run_dir`` defaults to
-    ``runs_root/config.name``. A finished run there with the same digest (:mod:`mcef.runs`) is reused unless
-    ``reuse=False``. ``resume=True`` continues the same run from ``last.pt`` (else ``best.pt``) and ends with the same
-    metrics as an uninterrupted run (a run of another digest there is a ConfigError naming what differs); without
-    it an existing run directory is overwritten. ``progress`` overrides ``config.train.progress``.
+    :func:`default_run_dir` (``runs_root/<name>-<config digest[:8]>``). A finished (or diverged) run there with the
+    same digest (:mod:`mcef.runs`) is reused unless ``reuse=False``. ``resume=True`` continues the same run from
+    ``last.pt`` (else ``best.pt``) and ends with the same metrics as an uninterrupted run (a run of another digest
+    there is a ConfigError naming what differs). A finished or partial run is never replaced without
+    ``overwrite=True``: a RunDirError says what is there. The run directory is locked (``.lock``) while training:
+    a second training into it is a RunLockedError naming the holder. ``progress`` overrides
+    ``config.train.progress``. A non-finite loss or gradient stops the run: its summary has ``diverged``.
     """
     started = time.perf_counter()
     if dataset is None:
         dataset, data_description = load_data(config)
     data_description = data_description or dataset.source or dataset.name
     _check_splits(dataset, data_description)
-    run_dir = Path(run_dir) if run_dir is not None else Path(runs_root) / config.name
+    run_dir = Path(run_dir) if run_dir is not None else default_run_dir(config, runs_root)
     identity = RunIdentity.of(config, data_fingerprint(dataset))
-    stored = reusable(run_dir, identity) if reuse else None
-    if stored is not None:
-        return stored.summary
-    with deterministic_mode(config.train.deterministic):
+    summary = _reused(run_dir, identity) if reuse else None
+    if summary is not None:
+        return summary
+    with run_lock(run_dir), deterministic_mode(config.train.deterministic):
+        remove_stale_temporaries(run_dir)
+        resuming = claim(run_dir, config, identity, resume=resume, overwrite=overwrite)
         training = build(config, dataset, data_description, run_dir, identity)
-        selection = restore(training, resume)
+        selection = restore(training) if resuming else Selection()
         write_identity(run_dir, identity)
         save_config(config, run_dir / "config.yaml")
         show = config.train.progress if progress is None else progress

@@ -21,10 +21,15 @@ def test_help(command, capsys):
 
 
 def test_train_evaluate_predict_sweep(tmp_path, capsys):
-    assert main(["train", "--config", str(CONFIGS / "smoke.yaml"), *TINY, "--runs-root", str(tmp_path), "--quiet"]) == 0
-    assert "selected epoch 1" in capsys.readouterr().out
-    run = tmp_path / "smoke"
+    train = ["train", "--config", str(CONFIGS / "smoke.yaml"), *TINY, "--runs-root", str(tmp_path), "--quiet"]
+    assert main(train) == 0
+    out = capsys.readouterr().out
+    [run] = tmp_path.glob("smoke-*")  # RUNS_ROOT/<name>-<config digest[:8]>
+    assert "selected epoch 1" in out and f"run smoke in {run}:" in out
     assert (run / "summary.json").exists()
+    assert main([*train, "--set", "train.lr=0.01"]) == 0  # another config: another default run directory
+    assert len(list(tmp_path.glob("smoke-*"))) == 2
+    capsys.readouterr()
     assert main(["evaluate", str(run), "--split", "valid", "--device", "cpu"]) == 0
     assert json.loads(capsys.readouterr().out)["split"] == "valid"
     assert main(["predict", str(run), "--out", str(tmp_path / "p.json"), "--device", "cpu"]) == 0

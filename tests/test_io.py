@@ -23,3 +23,49 @@ def test_failed_write_leaves_nothing(tmp_path):
             raise RuntimeError("crash")
     assert (tmp_path / "a.json").read_text() == '{\n  "v": 1\n}\n'
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.json"]
+
+
+def test_failed_write_is_a_storage_error_naming_the_target(tmp_path, monkeypatch):
+    import errno
+
+    from mcef.io import StorageError
+
+    def no_space(*args, **kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "replace", no_space)
+    with pytest.raises(StorageError, match=r"cannot write .*a\.json: No space left on device \(ENOSPC\)") as caught:
+        write_json_atomic(tmp_path / "a.json", {"v": 1})
+    assert isinstance(caught.value, OSError) and isinstance(caught.value, ValueError)
+    assert caught.value.errno == errno.ENOSPC
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_stale_temporaries_are_removed_but_not_a_live_writers(tmp_path):
+    from mcef.io import make_temporary, release, remove_stale_temporaries
+
+    dead, fd = make_temporary(tmp_path / "a.txt")
+    release(fd)  # its writer is gone (as after kill -9: the kernel drops the lock)
+    other, fd = make_temporary(tmp_path / "b.txt")
+    release(fd)
+    unrelated = tmp_path / ".notes.tmp"  # not of our naming (no random part): left alone
+    unrelated.write_text("x")
+    with atomic_path(tmp_path / "c.txt") as live:
+        live.write_text("half")
+        assert remove_stale_temporaries(tmp_path, "a.txt") == [dead]  # only that target's
+        assert remove_stale_temporaries(tmp_path) == [other]
+        assert live.exists()  # held by a live writer
+    assert (tmp_path / "c.txt").read_text() == "half"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".notes.tmp", "c.txt"]
+
+
+def test_a_dataset_set_aside_by_a_killed_save_is_put_back(tmp_path):
+    from mcef.io import OLD_SUFFIX, make_temporary, release, remove_stale_temporaries
+
+    old, fd = make_temporary(tmp_path / "data", directory=True, suffix=OLD_SUFFIX)
+    (old / "dataset").mkdir()
+    (old / "dataset" / "index.json").write_text("{}")
+    release(fd)
+    assert remove_stale_temporaries(tmp_path) == [old]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]
+    assert (tmp_path / "data" / "index.json").read_text() == "{}"

@@ -12,7 +12,7 @@ import pytest
 from mcef.config import ConfigError, load_config, with_changes
 from mcef.data import SyntheticConfig, make_synthetic
 from mcef.experiments import sweep
-from mcef.runs import RunIdentity, config_digest, data_fingerprint, list_runs, read_run, runs_table
+from mcef.runs import RunDirError, RunIdentity, config_digest, data_fingerprint, list_runs, read_run, runs_table
 from mcef.train import fit
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
@@ -60,7 +60,10 @@ def test_fit_reuses_a_matching_run_and_never_one_with_another_learning_rate(tiny
     metrics_before = (run_dir / "metrics.jsonl").stat().st_mtime_ns
     again = fit(config("train.device=cpu"), dataset=tiny, run_dir=run_dir)
     assert again == first and (run_dir / "metrics.jsonl").stat().st_mtime_ns == metrics_before
-    other = fit(config("train.lr=0.05"), dataset=tiny, run_dir=run_dir)
+    with pytest.raises(RunDirError, match=r"train.lr: 0.0001 -> 0.05\).*reuse happens automatically when the digest"):
+        fit(config("train.lr=0.05"), dataset=tiny, run_dir=run_dir)
+    assert (run_dir / "metrics.jsonl").stat().st_mtime_ns == metrics_before  # refused: nothing touched
+    other = fit(config("train.lr=0.05"), dataset=tiny, run_dir=run_dir, overwrite=True)
     assert read_run(run_dir).config["train"]["lr"] == 0.05
     assert other["provenance"]["run_digest"] != first["provenance"]["run_digest"]
     assert json.loads((run_dir / "run.json").read_text())["digest"] == other["provenance"]["run_digest"]

@@ -33,7 +33,7 @@ from plotly.io._base_renderers import MimetypeRenderer
 from mcef.config import ExperimentConfig, load_config, with_changes
 from mcef.book.runner import DEFAULT_RUN_ROOT
 from mcef.data.dataset import DialogueDataset
-from mcef.runs import RUN_FILE, RunIdentity, data_fingerprint, read_identity, read_run, reusable
+from mcef.runs import RunIdentity, data_fingerprint, find_run, read_run
 
 PROFILE_NAMES = ("smoke", "quick", "full")
 PROFILES = Path("configs") / "profiles"  # relative to the project root
@@ -174,18 +174,6 @@ class BookRun:
     @property
     def seed(self) -> int:
         return self.config.train.seed
-
-
-def find_run(run_root: str | Path, identity: RunIdentity) -> Path | None:
-    """The finished run of ``identity``'s digest anywhere under ``run_root`` (None when there is none)."""
-    root = Path(run_root)
-    if not root.is_dir():
-        return None
-    for marker in sorted(root.rglob(RUN_FILE)):
-        stored = read_identity(marker.parent)
-        if stored is not None and stored.digest == identity.digest and reusable(marker.parent, identity):
-            return marker.parent
-    return None
 
 
 def train_or_reuse(configs: Iterable[ExperimentConfig], seeds: Iterable[int], dataset: DialogueDataset,

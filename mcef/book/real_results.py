@@ -115,10 +115,12 @@ def read_baselines(artifacts: str | Path, names) -> dict:
 
 
 def _config_problem(run_dir: Path, summary: dict, corpus: Corpus, seed: int) -> str | None:
-    """Why the run in ``run_dir`` was not made by the committed config (None when it was, or records no digest)."""
+    """Why the run in ``run_dir`` is not known to be made by the committed config (None when it is)."""
     recorded = (summary.get("provenance") or {}).get("config_digest")
     expected = with_changes(corpus.config, train={"seed": seed})
-    if recorded is None or recorded == config_digest(expected):
+    if recorded is None:
+        return f"{run_dir}: its summary.json records no provenance (made before the run store), so it cannot be shown as current"
+    if recorded == config_digest(expected):
         return None
     try:
         differences = differing_fields(defining_fields(load_config(run_dir / "config.yaml")), defining_fields(expected))

@@ -139,7 +139,33 @@ def _id_list(obj, path: Path, key: str) -> list:
     if isinstance(obj, (dict, str, bytes)) or not hasattr(obj, "__iter__"):
         raise DataError(f"{path}: item {key!r} is a {type(obj).__name__}; expected a list of dialogue ids")
     ids = list(obj)
+    for i, did in enumerate(ids):
+        if isinstance(did, (bool, np.bool_)) or not isinstance(did, (str, int, np.integer)):
+            raise DataError(f"{path}: item {key!r} holds {did!r} ({type(did).__name__}) at position {i}; expected a "
+                            "flat list of dialogue ids (strings or integers), not nested lists")
+    ids = [did.item() if isinstance(did, np.integer) else did for did in ids]
+    if len(set(ids)) != len(ids):
+        repeated = next(d for d in ids if ids.count(d) > 1)
+        raise DataError(f"{path}: item {key!r} lists dialogue {repeated!r} more than once; expected each id once")
     return sorted(ids, key=str) if isinstance(obj, (set, frozenset)) else ids
+
+
+def _table(obj, path: Path, key: str) -> dict:
+    if not isinstance(obj, dict):
+        raise DataError(f"{path}: item {key!r} is a {type(obj).__name__}; expected a dict of dialogue id -> values")
+    return obj
+
+
+def _sentences(values, path: Path, key: str) -> list[str]:
+    """One dialogue's transcripts: a list of strings (numpy strings become str, nothing else is accepted)."""
+    if values is None or isinstance(values, (str, bytes, dict)) or not hasattr(values, "__iter__"):
+        raise DataError(f"{path}: {key} is {type(values).__name__}; expected a list of strings, one per utterance")
+    sentences = list(values)
+    for i, sentence in enumerate(sentences):
+        if not isinstance(sentence, str):
+            raise DataError(f"{path}: {key}[{i}] is {sentence!r} ({type(sentence).__name__}); expected a string "
+                            "(the utterance's transcript)")
+    return [str(sentence) for sentence in sentences]
 
 
 def _read(obj, layout: _Layout, path: Path, *, text_layer: str, valid_fraction: float, split_seed: int) -> DialogueDataset:
@@ -161,7 +187,7 @@ def _read(obj, layout: _Layout, path: Path, *, text_layer: str, valid_fraction: 
         train = [d for d in train if d not in valid_set]  # some files list validation dialogues in trainVid too
         valid_note = f"from the file ({len(valid)} dialogues)"
     else:
-        train, valid = make_valid_split(train, valid_fraction, split_seed)
+        train, valid = make_valid_split(train, valid_fraction, split_seed, where=str(path))
         valid_note = f"seeded {valid_fraction:.0%} of training dialogues ({len(valid)} of {len(train) + len(valid)}, split_seed {split_seed})"
 
     sources = {}
@@ -177,8 +203,10 @@ def _read(obj, layout: _Layout, path: Path, *, text_layer: str, valid_fraction: 
         if not isinstance(table, dict):
             raise DataError(f"{path}: item {key!r} is a {type(table).__name__}; expected a dict of dialogue id -> features")
 
-    speaker_table = obj[layout.speakers]
+    speaker_table = _table(obj[layout.speakers], path, "videoSpeakers")
     sentence_table = obj[layout.sentences] if layout.sentences is not None else None
+    if sentence_table is not None and not layout.text:  # transcripts only: the sentences are the data
+        _table(sentence_table, path, "videoSentence")
     dialogues: dict[str, Dialogue] = {}
     speaker_names: tuple[str, ...] | None = None
     for did in train + valid + test:
@@ -193,7 +221,7 @@ def _read(obj, layout: _Layout, path: Path, *, text_layer: str, valid_fraction: 
         features = {m: _features(table[did], path, f"{key}[{did!r}]") for m, (key, table) in sources.items()}
         sentences = None
         if isinstance(sentence_table, dict) and did in sentence_table:
-            sentences = [s if isinstance(s, str) else str(s) for s in sentence_table[did]]
+            sentences = _sentences(sentence_table[did], path, f"videoSentence[{did!r}]")
         dialogues[str(did)] = Dialogue(id=str(did), features=features, speakers=speakers, labels=labels, sentences=sentences)
 
     dataset = DialogueDataset(
@@ -225,24 +253,39 @@ def _int_array(values, path: Path, key: str) -> np.ndarray:
 
 
 def _features(values, path: Path, key: str) -> np.ndarray:
+    if isinstance(values, (str, bytes)):
+        raise DataError(f"{path}: {key} is a {type(values).__name__}; expected an (utterances, dim) array of numbers")
     try:
-        x = np.asarray(values, dtype=np.float32)
+        x = np.asarray(values)
     except (ValueError, TypeError) as err:
         raise DataError(f"{path}: {key} is not a rectangular numeric array ({err}); expected (utterances, dim) floats") from err
+    if x.dtype.kind not in "iuf":  # strings, booleans, objects (ragged rows, None): not features
+        raise DataError(f"{path}: {key} is not a rectangular numeric array (dtype {x.dtype}"
+                        f"{', strings' if x.dtype.kind in 'US' else ''}); expected (utterances, dim) floats")
     if x.ndim != 2:
         raise DataError(f"{path}: {key} has shape {x.shape}; expected (utterances, dim)")
-    return x
+    return x.astype(np.float32, copy=False)
 
 
 def _speakers(values, path: Path, did) -> tuple[np.ndarray, tuple[str, ...]]:
     """IEMOCAP 'M'/'F' -> 0/1; MELD one-hot vectors -> their argmax."""
+    if values is None or isinstance(values, (str, bytes, dict)) or not hasattr(values, "__iter__"):
+        raise DataError(f"{path}: videoSpeakers[{did!r}] is a {type(values).__name__}; expected 'M'/'F' strings or "
+                        "one-hot vectors, one per utterance")
     values = list(values)
     if all(isinstance(v, str) for v in values):
         unknown = sorted(set(values) - set(IEMOCAP_SPEAKERS))
         if unknown:
             raise DataError(f"{path}: videoSpeakers[{did!r}] holds {unknown}; expected 'M' or 'F'")
         return np.array([IEMOCAP_SPEAKERS.index(v) for v in values], dtype=np.int64), IEMOCAP_SPEAKERS
-    x = np.asarray(values, dtype=np.float64)
+    try:
+        x = np.asarray(values)
+    except (ValueError, TypeError):
+        x = np.asarray(values, dtype=object)
+    if x.dtype.kind not in "iufb":
+        raise DataError(f"{path}: videoSpeakers[{did!r}] holds {x.dtype} values (e.g. {values[0]!r}); expected 'M'/'F' "
+                        "strings or one-hot vectors of numbers")
+    x = x.astype(np.float64)
     if x.ndim == 2 and x.shape[0] == len(values):
         if not np.all(x.sum(axis=1) == 1) or not np.all((x == 0) | (x == 1)):
             raise DataError(f"{path}: videoSpeakers[{did!r}] holds vectors that are not one-hot; expected one 1 per row")

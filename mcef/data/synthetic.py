@@ -53,14 +53,61 @@ class SyntheticConfig:
     valid_fraction: float = 0.1  # share of training dialogues held out for validation (seeded by `seed`)
 
     def __post_init__(self) -> None:
-        if len(self.dims) != len(MODALITIES) or len(self.informativeness) != len(MODALITIES):
-            raise DataError(f"SyntheticConfig: dims and informativeness need one value per modality {MODALITIES}")
-        if abs(sum(self.class_priors) - 1.0) > 1e-3 or min(self.class_priors) <= 0:
-            raise DataError(f"SyntheticConfig: class_priors must be positive and sum to 1, got {self.class_priors}")
-        if self.inertia + self.influence > 1.0:
-            raise DataError("SyntheticConfig: inertia + influence must be at most 1")
-        if self.n_train < 1 or self.n_test < 1 or self.min_length < 1 or self.max_length < self.min_length:
-            raise DataError("SyntheticConfig: need n_train, n_test >= 1 and 1 <= min_length <= max_length")
+        _check_synthetic_config(self)
+
+
+def _check_synthetic_config(c: SyntheticConfig) -> None:
+    """A DataError naming the field (``SyntheticConfig.<field>``) and what was expected, for the first bad value."""
+    import math
+
+    def fail(name: str, expected: str) -> None:
+        raise DataError(f"SyntheticConfig.{name}: expected {expected}, got {getattr(c, name)!r}")
+
+    def number(x) -> bool:
+        return isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, bool) and math.isfinite(x)
+
+    def integer(x) -> bool:
+        return isinstance(x, (int, np.integer)) and not isinstance(x, bool)
+
+    for name in ("dims", "informativeness", "class_priors"):
+        if isinstance(getattr(c, name), (str, bytes)) or not hasattr(getattr(c, name), "__len__"):
+            fail(name, "a list of numbers")
+    if len(c.dims) != len(MODALITIES) or not all(integer(d) and d >= 1 for d in c.dims):
+        fail("dims", f"{len(MODALITIES)} positive integer feature dims, one value per modality {MODALITIES} (a "
+                     "zero-width modality has nothing to learn from)")
+    if len(c.informativeness) != len(MODALITIES) or not all(number(v) and v >= 0 for v in c.informativeness):
+        fail("informativeness", f"{len(MODALITIES)} non-negative numbers, one value per modality {MODALITIES}")
+    if (len(c.class_priors) < 2 or not all(number(p) and p > 0 for p in c.class_priors)
+            or abs(sum(c.class_priors) - 1.0) > 1e-3):
+        fail("class_priors", "at least two positive probabilities summing to 1")
+    for name in ("seed", "n_train", "n_test", "latent_dim", "min_length", "max_length"):
+        if not integer(getattr(c, name)):
+            fail(name, "an integer")
+    if not 0 <= c.seed <= 2**32 - 1:
+        fail("seed", "an integer in [0, 2**32 - 1]")
+    for name in ("n_train", "n_test", "latent_dim", "min_length"):
+        if getattr(c, name) < 1:
+            fail(name, "an integer >= 1")
+    if c.max_length < c.min_length:
+        fail("max_length", f"an integer >= min_length ({c.min_length})")
+    for name in ("prototype_scale", "drift_scale", "speaker_offset", "noise_scale", "mood_concentration",
+                 "length_log_std"):
+        if not (number(getattr(c, name)) and getattr(c, name) >= 0):
+            fail(name, "a finite number >= 0")
+    if not (number(c.mood_concentration) and c.mood_concentration > 0):
+        fail("mood_concentration", "a number > 0")
+    if not number(c.length_log_mean):
+        fail("length_log_mean", "a finite number")
+    for name in ("drift_rho", "nuisance_rho"):
+        if not (number(getattr(c, name)) and -1 < getattr(c, name) < 1):
+            fail(name, "an AR(1) coefficient in (-1, 1)")
+    for name in ("inertia", "influence", "speaker_switch"):
+        if not (number(getattr(c, name)) and 0 <= getattr(c, name) <= 1):
+            fail(name, "a probability in [0, 1]")
+    if c.inertia + c.influence > 1.0:
+        fail("influence", f"at most 1 - inertia ({1 - c.inertia:g}): inertia + influence is a probability")
+    if not (number(c.valid_fraction) and 0 < c.valid_fraction < 1):
+        fail("valid_fraction", "a share in (0, 1) of training dialogues to hold out for validation")
 
 
 def make_synthetic(config: SyntheticConfig = SyntheticConfig()) -> DialogueDataset:

@@ -8,16 +8,32 @@ from mcef.data.dataset import MODALITIES, SPLITS, DialogueDataset
 from mcef.data.errors import DataError
 
 
-def make_valid_split(train_ids: list[str], fraction: float, seed: int) -> tuple[list[str], list[str]]:
+def make_valid_split(train_ids: list[str], fraction: float, seed: int, *,
+                     where: str = "the data") -> tuple[list[str], list[str]]:
     """Hold out a seeded ``fraction`` of whole training dialogues; returns (train, valid) in file order.
 
-    At least one dialogue is held out when ``fraction > 0`` and there are two or more training dialogues.
+    Called only for data without a validation split of its own, so ``fraction`` must be in (0, 1): 0 (allowed in
+    ``data.valid_fraction`` for files that bring their own validation split) is an error here, naming ``where``.
+    At least one dialogue is held out when there are two or more training dialogues, and at least one is kept.
     """
-    if not 0.0 <= fraction < 1.0:
-        raise DataError(f"valid_fraction must be in [0, 1), got {fraction}")
+    import math
+    import numbers
+
+    if isinstance(fraction, bool) or not isinstance(fraction, numbers.Real) or not math.isfinite(fraction) \
+            or not 0.0 <= fraction < 1.0:
+        raise DataError(f"{where}: valid_fraction (data.valid_fraction) is {fraction!r}; expected a share in (0, 1) "
+                        "of training dialogues to hold out for validation")
+    if fraction == 0:
+        raise DataError(f"{where}: has no validation split of its own and valid_fraction (data.valid_fraction) is 0; "
+                        "expected a share in (0, 1) of training dialogues to hold out for validation (0 is only "
+                        "allowed for files with their own validation split)")
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
+        raise DataError(f"{where}: split_seed (data.split_seed, --split-seed) is {seed!r}; expected a non-negative "
+                        "integer")
     n_valid = int(round(fraction * len(train_ids)))
-    if fraction > 0 and n_valid == 0 and len(train_ids) >= 2:
+    if n_valid == 0 and len(train_ids) >= 2:
         n_valid = 1
+    n_valid = min(n_valid, max(len(train_ids) - 1, 0))  # never the whole training split
     chosen = set(np.random.default_rng(seed).permutation(len(train_ids))[:n_valid].tolist())
     train = [d for i, d in enumerate(train_ids) if i not in chosen]
     valid = [d for i, d in enumerate(train_ids) if i in chosen]
@@ -72,8 +88,16 @@ def validate_dataset(dataset: DialogueDataset, origin: str) -> DialogueDataset:
                 )
         _check_range(dialogue.labels, dataset.n_classes, f"{where}: label", dataset.label_names)
         _check_range(dialogue.speakers, dataset.n_speakers, f"{where}: speaker", dataset.speaker_names)
-        if dialogue.sentences is not None and len(dialogue.sentences) != n:
-            raise DataError(f"{where} has {len(dialogue.sentences)} sentences for {n} utterances; expected one per utterance")
+        if dialogue.sentences is not None:
+            if isinstance(dialogue.sentences, (str, bytes)) or not isinstance(dialogue.sentences, (list, tuple)):
+                raise DataError(f"{where}: sentences are a {type(dialogue.sentences).__name__}; expected a list of "
+                                "strings, one per utterance")
+            if len(dialogue.sentences) != n:
+                raise DataError(f"{where} has {len(dialogue.sentences)} sentences for {n} utterances; expected one per utterance")
+            bad = next((i for i, s in enumerate(dialogue.sentences) if not isinstance(s, str)), None)
+            if bad is not None:
+                raise DataError(f"{where}: sentence {bad} is {dialogue.sentences[bad]!r} "
+                                f"({type(dialogue.sentences[bad]).__name__}); expected a string per utterance")
     _check_splits(dataset, origin)
     return dataset
 
@@ -91,6 +115,12 @@ def _check_splits(dataset: DialogueDataset, origin: str) -> None:
         raise DataError(f"{origin}: unknown split names {sorted(unknown_splits)}; expected {SPLITS}")
     seen: dict[str, str] = {}
     for split, ids in dataset.splits.items():
+        if isinstance(ids, (str, bytes, dict)) or not isinstance(ids, (list, tuple)):
+            raise DataError(f"{origin}: split {split!r} is a {type(ids).__name__}; expected a list of dialogue ids")
+        odd = next((d for d in ids if not isinstance(d, str)), None)
+        if odd is not None:
+            raise DataError(f"{origin}: split {split!r} holds {odd!r} ({type(odd).__name__}); expected dialogue ids "
+                            "(strings), not nested lists")
         missing = [d for d in ids if d not in dataset.dialogues]
         if missing:
             raise DataError(

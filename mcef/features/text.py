@@ -14,6 +14,7 @@ import csv
 import dataclasses
 import hashlib
 import importlib.metadata
+import io
 import json
 import os
 import re
@@ -244,39 +245,106 @@ _SPLIT_ALIASES = {"train": "train", "valid": "valid", "val": "valid", "dev": "va
                   "test": "test"}
 
 
+def _known_label_set(names: set[str]) -> tuple[str, tuple[str, ...]] | None:
+    """(corpus, label set) when ``names`` are a known corpus' labels but for at most two outliers (likely typos)."""
+    from mcef.data.dataset import IEMOCAP_LABELS, MELD_LABELS
+
+    best = max((("IEMOCAP", IEMOCAP_LABELS), ("MELD", MELD_LABELS)), key=lambda kv: len(names & set(kv[1])))
+    inside, outside = names & set(best[1]), names - set(best[1])
+    return best if len(inside) >= 3 and 0 < len(outside) <= 2 and len(outside) < len(inside) else None
+
+
+def _csv_rows(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
+    """(header, [(line number, fields)]) of a transcript CSV; a DataError for bytes that are not UTF-8, an unclosed
+    quote, or a row whose number of fields differs from the header's."""
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = data[:err.start].count(b"\n") + 1
+        raise DataError(f"{path}, line {line}: byte {data[err.start]:#04x} is not UTF-8; expected a UTF-8 CSV "
+                        "(re-encode it, e.g. `iconv -f cp1252 -t utf-8`)") from None
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    rows: list[tuple[int, list[str]]] = []
+    start = 1
+    try:
+        for fields in reader:
+            rows.append((start, fields))
+            start = reader.line_num + 1
+    except csv.Error as err:
+        hint = ("an unclosed quote?" if "end of data" in str(err) else
+                'text after a closing quote? a quote inside a quoted field is written ""')
+        raise DataError(f"{path}, line {start}: {err} ({hint}); expected each quoted field to end with \" right "
+                        "before the next comma or the end of the line") from None
+    if not rows:
+        raise DataError(f"{path}: empty file; expected a header with {list(CSV_COLUMNS)}")
+    header = [h.strip() for h in rows[0][1]]
+    body = [(line, fields) for line, fields in rows[1:] if fields]  # blank lines are skipped, as csv.DictReader does
+    for line, fields in body:
+        if len(fields) != len(header):
+            multi = next((f for f in fields if "\n" in f), None)
+            hint = (f"; a field spans several lines ({multi[:40]!r}...): an unclosed quote?" if multi is not None
+                    else "")
+            raise DataError(f"{path}, line {line}: {len(fields)} fields; expected {len(header)} ({', '.join(header)})"
+                            f"{hint}")
+    return header, body
+
+
 def read_transcript_csv(path: str | os.PathLike, *, label_names: tuple[str, ...] | None = None,
                         valid_fraction: float = 0.1, split_seed: int = 0) -> DialogueDataset:
-    """A transcript corpus from a CSV with one utterance per row and the columns ``CSV_COLUMNS``.
+    """A transcript corpus from a UTF-8 CSV with one utterance per row and the columns ``CSV_COLUMNS``.
 
-    ``label`` holds class names (or integer indices into ``label_names``); without ``label_names`` the classes are
-    the distinct integers 0..max when every label is an integer, else the sorted distinct names. ``split`` is
-    train / valid / test (dev and val mean valid); when no dialogue is in valid, a seeded ``valid_fraction`` of the
-    training dialogues is held out. Utterances are ordered by ``utterance_index`` within each dialogue.
+    ``label`` holds class names (or integer indices into ``label_names``); a label outside ``label_names`` is an
+    error. Without ``label_names`` the classes are the distinct integers 0..max when every label is an integer, else
+    the sorted distinct names; but when every name except one or two is a label of IEMOCAP or MELD, those one or two
+    are rejected as likely typos instead of becoming new classes (pass ``label_names`` for such a label set).
+    ``split`` is train / valid / test (dev and val mean valid); when no dialogue is in valid, a seeded
+    ``valid_fraction`` of the training dialogues is held out. Utterances are ordered by ``utterance_index`` within each
+    dialogue: the indices of a dialogue must be consecutive integers from 0 (or from 1), each once.
+    Short or long rows, unclosed quotes, bytes that are not UTF-8, empty ids or labels, and gaps or negative indices
+    are errors naming the file, the line and the column.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"transcript CSV {path} does not exist")
-    with open(path, newline="", encoding="utf-8-sig") as f:
-        reader = csv.DictReader(f)
-        header = [h.strip() for h in reader.fieldnames or ()]
-        missing = [c for c in CSV_COLUMNS if c not in header]
-        if missing:
-            raise DataError(f"{path}: missing column(s) {missing}; expected a header with {list(CSV_COLUMNS)}, got {header}")
-        reader.fieldnames = header
-        rows = list(reader)
+    header, body = _csv_rows(path)
+    missing = [c for c in CSV_COLUMNS if c not in header]
+    if missing:
+        raise DataError(f"{path}: missing column(s) {missing}; expected a header with {list(CSV_COLUMNS)}, got {header}")
+    rows = [(line, dict(zip(header, fields))) for line, fields in body]
     if not rows:
         raise DataError(f"{path}: no utterance rows; expected one row per utterance")
-    raw_labels = [r["label"].strip() for r in rows]
+    for column in ("dialogue_id", "label", "speaker"):
+        line = next((line for line, r in rows if not r[column].strip()), None)
+        if line is not None:
+            raise DataError(f"{path}, line {line}: column {column!r} is empty; expected a value in every row")
+    raw_labels = [r["label"].strip() for _, r in rows]
     if label_names is None:
-        integers = all(re.fullmatch(r"\d+", x) for x in raw_labels)
-        label_names = tuple(str(i) for i in range(max(map(int, raw_labels)) + 1)) if integers else tuple(sorted(set(raw_labels)))
+        integers = [bool(re.fullmatch(r"\d+", x)) for x in raw_labels]
+        if all(integers):
+            label_names = tuple(str(i) for i in range(max(map(int, raw_labels)) + 1))
+        elif any(integers):
+            line = rows[integers.index(True)][0]
+            raise DataError(f"{path}, line {line}: column 'label' has {raw_labels[integers.index(True)]!r} but other "
+                            f"rows hold names (e.g. {raw_labels[integers.index(False)]!r}); expected all names or all "
+                            "integers")
+        else:
+            names = set(raw_labels)
+            known = _known_label_set(names)
+            if known is not None:
+                corpus, allowed = known
+                i = next(i for i, x in enumerate(raw_labels) if x not in allowed)
+                raise DataError(f"{path}, line {rows[i][0]}: column 'label' has {raw_labels[i]!r}, not a {corpus} "
+                                f"label (the file's other labels are {corpus}'s); expected one of {list(allowed)} "
+                                "(pass label_names to read another label set)")
+            label_names = tuple(sorted(names))
     label_index = {name: i for i, name in enumerate(label_names)}
-    speaker_names = tuple(sorted({r["speaker"].strip() for r in rows}))
+    speaker_names = tuple(sorted({r["speaker"].strip() for _, r in rows}))
     speaker_index = {name: i for i, name in enumerate(speaker_names)}
 
-    grouped: dict[str, list[tuple[int, int, str, int]]] = {}  # dialogue -> (index, speaker, text, label)
+    grouped: dict[str, list[tuple[int, int, str, int, int]]] = {}  # dialogue -> (index, speaker, text, label, line)
     split_of: dict[str, str] = {}
-    for line, (row, label) in enumerate(zip(rows, raw_labels), start=2):  # line 1 is the header
+    for (line, row), label in zip(rows, raw_labels):
         where = f"{path}, line {line}"
         did = row["dialogue_id"].strip()
         if label in label_index:
@@ -295,7 +363,9 @@ def read_transcript_csv(path: str | os.PathLike, *, label_names: tuple[str, ...]
             index = int(row["utterance_index"])
         except ValueError:
             raise DataError(f"{where}: column 'utterance_index' has {row['utterance_index']!r}; expected an integer") from None
-        grouped.setdefault(did, []).append((index, speaker_index[row["speaker"].strip()], row["text"] or "", y))
+        if index < 0:
+            raise DataError(f"{where}: column 'utterance_index' has {index}; expected a non-negative integer")
+        grouped.setdefault(did, []).append((index, speaker_index[row["speaker"].strip()], row["text"], y, line))
 
     dialogues = {}
     for did, utterances in grouped.items():
@@ -303,6 +373,13 @@ def read_transcript_csv(path: str | os.PathLike, *, label_names: tuple[str, ...]
         indices = [u[0] for u in utterances]
         if len(set(indices)) != len(indices):
             raise DataError(f"{path}: dialogue {did!r} repeats an utterance_index; expected each index once")
+        base = indices[0]
+        if base not in (0, 1) or indices[-1] - base != len(indices) - 1:
+            gap = next((i for i in range(1, len(indices)) if indices[i] != indices[i - 1] + 1), None)
+            problem = (f"starts at {base}" if base not in (0, 1) else
+                       f"jumps from {indices[gap - 1]} to {indices[gap]} (line {utterances[gap][4]})")
+            raise DataError(f"{path}: dialogue {did!r}: column 'utterance_index' {problem}; expected consecutive "
+                            "indices from 0 (or from 1), so that no utterance is missing")
         dialogues[did] = Dialogue(
             id=did, features={},
             speakers=np.array([u[1] for u in utterances], dtype=np.int64),
@@ -311,7 +388,8 @@ def read_transcript_csv(path: str | os.PathLike, *, label_names: tuple[str, ...]
         )
     splits = {s: [d for d in dialogues if split_of[d] == s] for s in SPLITS}
     if not splits["valid"]:
-        splits["train"], splits["valid"] = make_valid_split(splits["train"], valid_fraction, split_seed)
+        splits["train"], splits["valid"] = make_valid_split(splits["train"], valid_fraction, split_seed,
+                                                            where=str(path))
     dataset = DialogueDataset(
         name=path.stem, dialogues=dialogues, label_names=tuple(label_names), speaker_names=speaker_names,
         splits=splits, source=f"{path} (transcript CSV)", meta={"format": "transcript-csv"},
@@ -362,8 +440,11 @@ def cached_text_features(source: str | os.PathLike, config: TextFeatureConfig = 
     """
     from mcef.data import load_dataset, resolve_data_path, save_dataset
 
+    from mcef.io import remove_stale_temporaries
+
     source = resolve_data_path(source)
     target = cache_path(source, config, cache_dir, **load_kwargs)
+    remove_stale_temporaries(target.parent)  # what a killed earlier extraction left in the cache
     if target.is_dir():
         return load_dataset(target), target, True
     dataset = extract_text_features(source, config=config, device=device, model=model, **load_kwargs)
