@@ -203,17 +203,8 @@ def _splits(index: dict, index_path: Path, known: set[str]) -> dict[str, list[st
     return {name: list(ids) for name, ids in splits.items()}
 
 
-def load_project(path: str | os.PathLike, *, mmap: bool = False) -> DialogueDataset:
-    """Read a project-format directory; ``mmap`` maps the feature arrays instead of reading them.
-
-    Everything is checked before it is used: the index's keys and types, label and speaker names (distinct, enough
-    for the arrays), splits (a mapping of known split names to lists of known ids), and that the dialogues' offsets
-    and lengths tile the rows exactly once (no negative length, overlap or gap). A problem is a DataError naming the
-    file and the key.
-    """
-    path = Path(path)
-    directory = path.parent if path.name == INDEX_FILE and path.is_file() else path
-    index_path = directory / INDEX_FILE
+def _read_index(index_path: Path) -> dict:
+    """The project index at ``index_path``, its format, version and top-level keys checked."""
     index = _read_json(index_path, "the index of an mcef dataset")
     if not isinstance(index, dict) or index.get("format") != FORMAT_NAME:
         raise DataError(f"{index_path}: key 'format' is {index.get('format') if isinstance(index, dict) else None!r}; expected {FORMAT_NAME!r}")
@@ -229,31 +220,74 @@ def load_project(path: str | os.PathLike, *, mmap: bool = False) -> DialogueData
     if not isinstance(index["modalities"], dict):
         raise DataError(f"{index_path}: key 'modalities' is a {type(index['modalities']).__name__}; expected a "
                         f"mapping of modality ({', '.join(MODALITIES)}) to feature dimension")
+    return index
 
-    def array(name: str, dtype, ndim: int) -> np.ndarray:
-        file = directory / name
-        if not file.is_file():
-            raise DataError(f"{file}: missing; expected it beside {INDEX_FILE}")
-        try:
-            x = np.load(file, mmap_mode="r" if mmap else None, allow_pickle=False)
-        except (ValueError, OSError, EOFError) as err:
-            raise DataError(f"{file}: unreadable or truncated .npy file ({err})") from err
-        if x.dtype != dtype or x.ndim != ndim:
-            raise DataError(f"{file}: array is {x.dtype} with {x.ndim} dims; expected {np.dtype(dtype)} with {ndim}")
-        return x
 
-    speakers = array("speakers.npy", np.int64, 1)
-    labels = array("labels.npy", np.int64, 1)
-    n_total = labels.shape[0]
-    features = {}
+def _read_array(file: Path, dtype, ndim: int, mmap: bool) -> np.ndarray:
+    """One .npy array of a project dataset (never unpickled), its dtype and rank checked."""
+    if not file.is_file():
+        raise DataError(f"{file}: missing; expected it beside {INDEX_FILE}")
+    try:
+        x = np.load(file, mmap_mode="r" if mmap else None, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as err:
+        raise DataError(f"{file}: unreadable or truncated .npy file ({err})") from err
+    if x.dtype != dtype or x.ndim != ndim:
+        raise DataError(f"{file}: array is {x.dtype} with {x.ndim} dims; expected {np.dtype(dtype)} with {ndim}")
+    return x
+
+
+def _read_features(directory: Path, index: dict, n_total: int, mmap: bool) -> dict[str, np.ndarray]:
+    """Modality -> (n_total, dim) float32 features, as the index declares them."""
+    index_path, features = directory / INDEX_FILE, {}
     for m, dim in index["modalities"].items():
         if m not in MODALITIES:
             raise DataError(f"{index_path}: key 'modalities' names {m!r}; expected a subset of {MODALITIES}")
         if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
             raise DataError(f"{index_path}: modalities.{m} is {dim!r}; expected a positive feature dimension")
-        features[m] = array(f"features_{m}.npy", np.float32, 2)
+        features[m] = _read_array(directory / f"features_{m}.npy", np.float32, 2, mmap)
         if features[m].shape != (n_total, dim):
             raise DataError(f"{directory / f'features_{m}.npy'}: shape {features[m].shape}; expected ({n_total}, {dim})")
+    return features
+
+
+def _read_sentences(sentences_file: Path, ids: list, lengths: list) -> list | None:
+    """Per dialogue its list of sentences (or None), from the optional ``sentences.json``."""
+    if not sentences_file.is_file():
+        return None
+    sentences = _read_json(sentences_file, "one list of sentences (or null) per dialogue")
+    if not isinstance(sentences, list) or len(sentences) != len(ids):
+        raise DataError(f"{sentences_file}: {len(sentences) if isinstance(sentences, list) else type(sentences).__name__} "
+                        f"entries; expected a list with one entry per dialogue ({len(ids)})")
+    for did, length, entry in zip(ids, lengths, sentences):
+        if entry is None:
+            continue
+        if not isinstance(entry, list) or len(entry) != length:
+            raise DataError(f"{sentences_file}: the entry of dialogue {did!r} is "
+                            f"{len(entry) if isinstance(entry, list) else type(entry).__name__} sentences; expected "
+                            f"null or a list of {length} strings, one per utterance")
+        bad = next((i for i, s in enumerate(entry) if not isinstance(s, str)), None)
+        if bad is not None:
+            raise DataError(f"{sentences_file}: dialogue {did!r}, sentence {bad} is {entry[bad]!r}; expected a "
+                            "string per utterance")
+    return sentences
+
+
+def load_project(path: str | os.PathLike, *, mmap: bool = False) -> DialogueDataset:
+    """Read a project-format directory; ``mmap`` maps the feature arrays instead of reading them.
+
+    Everything is checked before it is used: the index's keys and types, label and speaker names (distinct, enough
+    for the arrays), splits (a mapping of known split names to lists of known ids), and that the dialogues' offsets
+    and lengths tile the rows exactly once (no negative length, overlap or gap). A problem is a DataError naming the
+    file and the key.
+    """
+    path = Path(path)
+    directory = path.parent if path.name == INDEX_FILE and path.is_file() else path
+    index_path = directory / INDEX_FILE
+    index = _read_index(index_path)
+    speakers = _read_array(directory / "speakers.npy", np.int64, 1, mmap)
+    labels = _read_array(directory / "labels.npy", np.int64, 1, mmap)
+    n_total = labels.shape[0]
+    features = _read_features(directory, index, n_total, mmap)
     if speakers.shape[0] != n_total:
         raise DataError(f"{directory / 'speakers.npy'}: {speakers.shape[0]} entries; expected {n_total} (one per label)")
     label_names = _names(index, "label_names", index_path, int(labels.max()) + 1 if n_total else 0)
@@ -263,33 +297,9 @@ def load_project(path: str | os.PathLike, *, mmap: bool = False) -> DialogueData
             raise DataError(f"{directory / file}: holds {int(x.min())}; expected indices >= 0")
     ids, offsets, lengths = _dialogue_rows(index, index_path, n_total)
     splits = _splits(index, index_path, set(ids))
-
-    sentences_file = directory / "sentences.json"
-    sentences = _read_json(sentences_file, "one list of sentences (or null) per dialogue") if sentences_file.is_file() else None
-    if sentences is not None:
-        if not isinstance(sentences, list) or len(sentences) != len(ids):
-            raise DataError(f"{sentences_file}: {len(sentences) if isinstance(sentences, list) else type(sentences).__name__} "
-                            f"entries; expected a list with one entry per dialogue ({len(ids)})")
-        for did, length, entry in zip(ids, lengths, sentences):
-            if entry is None:
-                continue
-            if not isinstance(entry, list) or len(entry) != length:
-                raise DataError(f"{sentences_file}: the entry of dialogue {did!r} is "
-                                f"{len(entry) if isinstance(entry, list) else type(entry).__name__} sentences; expected "
-                                f"null or a list of {length} strings, one per utterance")
-            bad = next((i for i, s in enumerate(entry) if not isinstance(s, str)), None)
-            if bad is not None:
-                raise DataError(f"{sentences_file}: dialogue {did!r}, sentence {bad} is {entry[bad]!r}; expected a "
-                                "string per utterance")
-
+    sentences = _read_sentences(directory / "sentences.json", ids, lengths)
     dialogues = dialogues_from_rows(ids, offsets, lengths, features, speakers, labels, sentences)
-    dataset = DialogueDataset(
-        name=index["name"],
-        dialogues=dialogues,
-        label_names=label_names,
-        speaker_names=speaker_names,
-        splits=splits,
-        source=index.get("source", ""),
-        meta=index.get("meta", {}),
-    )
+    dataset = DialogueDataset(name=index["name"], dialogues=dialogues, label_names=label_names,
+                              speaker_names=speaker_names, splits=splits, source=index.get("source", ""),
+                              meta=index.get("meta", {}))
     return validate_dataset(dataset, str(directory))

@@ -320,29 +320,49 @@ def read_transcript_csv(path: str | os.PathLike, *, label_names: tuple[str, ...]
             raise DataError(f"{path}, line {line}: column {column!r} is empty; expected a value in every row")
     raw_labels = [r["label"].strip() for _, r in rows]
     if label_names is None:
-        integers = [bool(re.fullmatch(r"\d+", x)) for x in raw_labels]
-        if all(integers):
-            label_names = tuple(str(i) for i in range(max(map(int, raw_labels)) + 1))
-        elif any(integers):
-            line = rows[integers.index(True)][0]
-            raise DataError(f"{path}, line {line}: column 'label' has {raw_labels[integers.index(True)]!r} but other "
-                            f"rows hold names (e.g. {raw_labels[integers.index(False)]!r}); expected all names or all "
-                            "integers")
-        else:
-            names = set(raw_labels)
-            known = _known_label_set(names)
-            if known is not None:
-                corpus, allowed = known
-                i = next(i for i, x in enumerate(raw_labels) if x not in allowed)
-                raise DataError(f"{path}, line {rows[i][0]}: column 'label' has {raw_labels[i]!r}, not a {corpus} "
-                                f"label (the file's other labels are {corpus}'s); expected one of {list(allowed)} "
-                                "(pass label_names to read another label set)")
-            label_names = tuple(sorted(names))
-    label_index = {name: i for i, name in enumerate(label_names)}
+        label_names = _csv_label_names(path, rows, raw_labels)
     speaker_names = tuple(sorted({r["speaker"].strip() for _, r in rows}))
-    speaker_index = {name: i for i, name in enumerate(speaker_names)}
+    grouped, split_of = _group_csv_rows(path, rows, raw_labels, tuple(label_names), speaker_names)
+    dialogues = {did: _csv_dialogue(path, did, utterances) for did, utterances in grouped.items()}
+    splits = {s: [d for d in dialogues if split_of[d] == s] for s in SPLITS}
+    if not splits["valid"]:
+        splits["train"], splits["valid"] = make_valid_split(splits["train"], valid_fraction, split_seed,
+                                                            where=str(path))
+    dataset = DialogueDataset(
+        name=path.stem, dialogues=dialogues, label_names=tuple(label_names), speaker_names=speaker_names,
+        splits=splits, source=f"{path} (transcript CSV)", meta={"format": "transcript-csv"},
+    )
+    return validate_dataset(dataset, str(path))
 
-    grouped: dict[str, list[tuple[int, int, str, int, int]]] = {}  # dialogue -> (index, speaker, text, label, line)
+
+def _csv_label_names(path: Path, rows: list, raw_labels: list[str]) -> tuple[str, ...]:
+    """The label set of a CSV without ``label_names``: 0..max for integer labels, else the sorted names (a clear
+    error for a mix, or for one or two names outside a file that otherwise holds IEMOCAP's or MELD's labels)."""
+    integers = [bool(re.fullmatch(r"\d+", x)) for x in raw_labels]
+    if all(integers):
+        return tuple(str(i) for i in range(max(map(int, raw_labels)) + 1))
+    if any(integers):
+        line = rows[integers.index(True)][0]
+        raise DataError(f"{path}, line {line}: column 'label' has {raw_labels[integers.index(True)]!r} but other "
+                        f"rows hold names (e.g. {raw_labels[integers.index(False)]!r}); expected all names or all "
+                        "integers")
+    names = set(raw_labels)
+    known = _known_label_set(names)
+    if known is not None:
+        corpus, allowed = known
+        i = next(i for i, x in enumerate(raw_labels) if x not in allowed)
+        raise DataError(f"{path}, line {rows[i][0]}: column 'label' has {raw_labels[i]!r}, not a {corpus} "
+                        f"label (the file's other labels are {corpus}'s); expected one of {list(allowed)} "
+                        "(pass label_names to read another label set)")
+    return tuple(sorted(names))
+
+
+def _group_csv_rows(path: Path, rows: list, raw_labels: list[str], label_names: tuple[str, ...],
+                    speaker_names: tuple[str, ...]) -> tuple[dict, dict]:
+    """Per dialogue its (index, speaker, text, label, line) rows, and each dialogue's split; every cell checked."""
+    label_index = {name: i for i, name in enumerate(label_names)}
+    speaker_index = {name: i for i, name in enumerate(speaker_names)}
+    grouped: dict[str, list[tuple[int, int, str, int, int]]] = {}
     split_of: dict[str, str] = {}
     for (line, row), label in zip(rows, raw_labels):
         where = f"{path}, line {line}"
@@ -366,35 +386,25 @@ def read_transcript_csv(path: str | os.PathLike, *, label_names: tuple[str, ...]
         if index < 0:
             raise DataError(f"{where}: column 'utterance_index' has {index}; expected a non-negative integer")
         grouped.setdefault(did, []).append((index, speaker_index[row["speaker"].strip()], row["text"], y, line))
+    return grouped, split_of
 
-    dialogues = {}
-    for did, utterances in grouped.items():
-        utterances.sort(key=lambda u: u[0])
-        indices = [u[0] for u in utterances]
-        if len(set(indices)) != len(indices):
-            raise DataError(f"{path}: dialogue {did!r} repeats an utterance_index; expected each index once")
-        base = indices[0]
-        if base not in (0, 1) or indices[-1] - base != len(indices) - 1:
-            gap = next((i for i in range(1, len(indices)) if indices[i] != indices[i - 1] + 1), None)
-            problem = (f"starts at {base}" if base not in (0, 1) else
-                       f"jumps from {indices[gap - 1]} to {indices[gap]} (line {utterances[gap][4]})")
-            raise DataError(f"{path}: dialogue {did!r}: column 'utterance_index' {problem}; expected consecutive "
-                            "indices from 0 (or from 1), so that no utterance is missing")
-        dialogues[did] = Dialogue(
-            id=did, features={},
-            speakers=np.array([u[1] for u in utterances], dtype=np.int64),
-            labels=np.array([u[3] for u in utterances], dtype=np.int64),
-            sentences=[u[2] for u in utterances],
-        )
-    splits = {s: [d for d in dialogues if split_of[d] == s] for s in SPLITS}
-    if not splits["valid"]:
-        splits["train"], splits["valid"] = make_valid_split(splits["train"], valid_fraction, split_seed,
-                                                            where=str(path))
-    dataset = DialogueDataset(
-        name=path.stem, dialogues=dialogues, label_names=tuple(label_names), speaker_names=speaker_names,
-        splits=splits, source=f"{path} (transcript CSV)", meta={"format": "transcript-csv"},
-    )
-    return validate_dataset(dataset, str(path))
+
+def _csv_dialogue(path: Path, did: str, utterances: list) -> Dialogue:
+    """One dialogue from its CSV rows, ordered by utterance index (consecutive from 0 or 1, each once)."""
+    utterances = sorted(utterances, key=lambda u: u[0])
+    indices = [u[0] for u in utterances]
+    if len(set(indices)) != len(indices):
+        raise DataError(f"{path}: dialogue {did!r} repeats an utterance_index; expected each index once")
+    base = indices[0]
+    if base not in (0, 1) or indices[-1] - base != len(indices) - 1:
+        gap = next((i for i in range(1, len(indices)) if indices[i] != indices[i - 1] + 1), None)
+        problem = (f"starts at {base}" if base not in (0, 1) else
+                   f"jumps from {indices[gap - 1]} to {indices[gap]} (line {utterances[gap][4]})")
+        raise DataError(f"{path}: dialogue {did!r}: column 'utterance_index' {problem}; expected consecutive "
+                        "indices from 0 (or from 1), so that no utterance is missing")
+    return Dialogue(id=did, features={}, speakers=np.array([u[1] for u in utterances], dtype=np.int64),
+                    labels=np.array([u[3] for u in utterances], dtype=np.int64),
+                    sentences=[u[2] for u in utterances])
 
 
 def fingerprint(path: str | os.PathLike) -> str:
