@@ -77,9 +77,10 @@ def flock(fd: int, operation: int) -> bool:
     return True
 
 
-def _same_file(path: Path, fd: int) -> bool:
+def same_file(path: Path, fd: int, *, follow_symlinks: bool = False) -> bool:
+    """Whether ``path`` is the file open as ``fd`` (a symlink itself, unless ``follow_symlinks``)."""
     try:
-        a, b = os.stat(path, follow_symlinks=False), os.fstat(fd)
+        a, b = os.stat(path, follow_symlinks=follow_symlinks), os.fstat(fd)
     except OSError:
         return False
     return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
@@ -107,7 +108,7 @@ def make_temporary(target: str | os.PathLike, *, directory: bool = False,
                     fd = None
             if fd is None:
                 return path, None
-            if not flock(fd, fcntl.LOCK_EX) or _same_file(path, fd):  # not removed by a cleaner before our lock
+            if not flock(fd, fcntl.LOCK_EX) or same_file(path, fd):  # not removed by a cleaner before our lock
                 return path, fd
             os.close(fd)
     except OSError as err:
@@ -165,7 +166,7 @@ def _try_lock(path: Path) -> tuple[bool, int | None]:
     except OSError:
         os.close(fd)
         return False, None
-    if not _same_file(path, fd):
+    if not same_file(path, fd):
         os.close(fd)
         return False, None
     return True, fd

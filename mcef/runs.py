@@ -30,7 +30,7 @@ import numpy as np
 
 from mcef.config import ConfigError, ExperimentConfig, config_to_dict, load_config
 from mcef.data.dataset import DialogueDataset
-from mcef.io import fcntl, flock, storage_error, write_json_atomic
+from mcef.io import fcntl, flock, same_file, storage_error, write_json_atomic
 
 RUN_FILE = "run.json"
 LOCK_FILE = ".lock"  # held (flock) by the training writing into the run directory; names it
@@ -185,7 +185,8 @@ def find_run(root: str | Path, identity: RunIdentity) -> Path | None:
     if not root.is_dir():
         return None
     for marker in sorted(root.rglob(RUN_FILE)):
-        if reusable(marker.parent, identity) is not None:
+        stored = read_identity(marker.parent)  # a small JSON: the run itself is read only on a matching digest
+        if stored is not None and stored.digest == identity.digest and reusable(marker.parent, identity) is not None:
             return marker.parent
     return None
 
@@ -225,14 +226,6 @@ def lock_holder(run_dir: str | Path) -> str | None:
         os.close(fd)
 
 
-def _same_file(path: Path, fd: int) -> bool:
-    try:
-        a, b = os.stat(path), os.fstat(fd)
-    except OSError:
-        return False
-    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
-
-
 @contextlib.contextmanager
 def run_lock(run_dir: str | Path) -> Iterator[Path]:
     """Hold ``run_dir/.lock`` exclusively (``flock``) for the block, with this process's pid, host, start time and
@@ -255,7 +248,7 @@ def run_lock(run_dir: str | Path) -> Iterator[Path]:
                 fd = None
                 raise RunLockedError(f"{run_dir} is in use by another training ({holder}); wait for it to end or "
                                      f"train into another run directory") from None
-            if _same_file(path, fd):
+            if same_file(path, fd, follow_symlinks=True):
                 break
             os.close(fd)  # its holder removed the file as we opened it: take the new one
             fd = None
@@ -273,7 +266,7 @@ def run_lock(run_dir: str | Path) -> Iterator[Path]:
         yield path
     finally:
         try:
-            if _same_file(path, fd):
+            if same_file(path, fd, follow_symlinks=True):
                 path.unlink()
         except OSError:
             pass
