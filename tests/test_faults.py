@@ -383,7 +383,8 @@ def test_plain_rerun_refuses_a_partial_run_and_overwrite_starts_it_again(partial
 # ------------------------------------------------------------------------------------------- Ctrl-C
 
 CTRL_C_CHILD = """
-import sys, time
+import signal, sys, time
+signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal, even when started from a background job
 import torch
 torch.set_num_threads(1)
 from mcef.losses import Objective
