@@ -66,23 +66,25 @@ def soft_hgr_reference(features: list[Tensor], mask: Tensor, take_abs: bool = Tr
 
     Per modality the padded features are zeroed at padding, flattened to (N, D) with N = B * T counting
     the padded rows, and softmaxed over the feature axis (every entry ~1/D; padded rows become uniform).
-    Per pair: corr = sum(f * g) / N (not centred); trace = tr(torch.cov(f) @ torch.cov(g)) where
-    ``torch.cov`` takes rows as variables, so these are N x N covariances across samples (each row centred
-    over its D features, divided by D - 1) instead of D x D feature covariances; the pair's loss is
-    (-corr + trace / 2) / N, a second division by N. The pairs are summed; the sum is negative (corr
-    dominates), and the published training adds its abs(), which turns "maximise the correlation" into
-    "minimise it". ``take_abs=False`` returns the signed sum. Magnitude ~1e-6: it contributes nothing.
+    Per pair: mapping = sum(f * g) / N (the mean over rows of sum_d f g, not centred); covariance term =
+    tr(torch.cov(f) @ torch.cov(g)) / N, where ``torch.cov`` takes rows as variables, so these are N x N
+    covariances across samples (each row centred over its D features, divided by D - 1) instead of D x D
+    feature covariances; the pair's value is mapping - covariance term / 2. The loss is -(sum over pairs) / N,
+    a second division by N. It is negative (the mapping dominates), and the published training adds its
+    abs(), which turns "maximise the correlation" into "minimise it". ``take_abs=False`` returns the signed
+    loss. Magnitude ~1e-6: it contributes nothing.
     """
     keep = mask.bool().unsqueeze(-1)
     flat = [torch.softmax(f.masked_fill(~keep, 0.0).reshape(-1, f.shape[-1]), dim=-1) for f in features]  # (N, D)
     n = flat[0].shape[0]
     covariances = [torch.cov(f) for f in flat]  # (N, N): the defect
-    total = flat[0].new_zeros(())
+    pairs = flat[0].new_zeros(())
     for i, j in itertools.combinations(range(len(flat)), 2):
-        corr = (flat[i] * flat[j]).sum() / n
-        trace = (covariances[i] * covariances[j]).sum()  # = tr(C_i @ C_j) for symmetric C, without the N^3 matmul
-        total = total + (-corr + 0.5 * trace) / n
-    return total.abs() if take_abs else total
+        mapping = (flat[i] * flat[j]).sum() / n
+        covariance = (covariances[i] * covariances[j]).sum() / n  # = tr(C_i @ C_j) / N for symmetric C, no N^3 matmul
+        pairs = pairs + mapping - covariance / 2
+    loss = -pairs / n
+    return loss.abs() if take_abs else loss
 
 
 def self_distillation_kl(student_logits: Tensor, teacher_logits: Tensor, mask: Tensor, temperature: float = 1.0) -> Tensor:

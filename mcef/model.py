@@ -6,7 +6,8 @@ Architecture (H = ``hidden``), as the reference describes it (see the book's "re
 2. Speaker embedding (``n_speakers + 1`` rows, the last one for padding) and sinusoidal positions are added.
 3. Per target modality m: one self-attention block m<-m (``n_self_heads`` heads) and one cross-attention block
    m<-s per other modality s (queries from m, keys and values from s; ``n_heads`` heads). Each block:
-   [pre-LayerNorm], multi-head attention, dropout, residual, then LayerNorm, H->H, GELU, dropout, H->H,
+   [pre-LayerNorm], multi-head attention, dropout, residual, then LayerNorm, H->H, GELU (``activation``: the
+   published code's tanh approximation by default), dropout, H->H,
    dropout, residual. Padded utterances are masked out of the keys.
 4. Every block output passes a sigmoid gate ``sigmoid(W x) * x`` (W bias-free).
 5. Per target modality the gated views (ordered by source modality) are concatenated and reduced to H.
@@ -35,6 +36,9 @@ from mcef.data.batch import Batch
 from mcef.data.dataset import MODALITIES
 
 FUSIONS = ("equal", "sdt", "concat", "late")
+# Feed-forward activation -> the ``approximate`` argument of F.gelu. "gelu_tanh" is the published code's
+# 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))); "gelu" is the exact erf form.
+ACTIVATIONS = {"gelu_tanh": "tanh", "gelu": "none"}
 PRECISIONS = {"float32": None, "bfloat16": torch.bfloat16}  # autocast dtype of each precision
 LAYER_NORM_EPS = 1e-6  # the reference's (OpenNMT's) LayerNorm epsilon
 
@@ -69,6 +73,7 @@ class MCEFConfig:
     pre_norm: bool = False  # apply each block's input LayerNorm; the reference builds it but its one-layer encoders never apply it
     packed: bool = True  # compute position-wise layers on valid utterances only; False = padded grid like the reference
     precision: Literal["float32", "bfloat16"] = "float32"  # autocast of the network (fp32 weights, norms, softmax, outputs, losses)
+    activation: Literal["gelu_tanh", "gelu"] = "gelu_tanh"  # feed-forward GELU: the published tanh approximation, or the erf form
 
     def __post_init__(self):
         if self.modalities is not None:
@@ -82,6 +87,8 @@ class MCEFConfig:
                 raise ValueError(f"input_dims: expected one dimension per modality {self.modalities}, got {self.input_dims}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision: expected one of {tuple(PRECISIONS)}, got {self.precision!r}")
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"activation: expected one of {tuple(ACTIVATIONS)}, got {self.activation!r}")
         if self.fusion not in FUSIONS:
             raise ValueError(f"fusion: expected one of {FUSIONS}, got {self.fusion!r}")
         if self.hidden < 1:
@@ -220,8 +227,9 @@ class Layout:
 class AttentionBlocks(nn.Module):
     """``G`` one-layer transformer encoder blocks (same head count) run together on stacked streams."""
 
-    def __init__(self, groups: int, hidden: int, heads: int, dropout: float, pre_norm: bool):
+    def __init__(self, groups: int, hidden: int, heads: int, dropout: float, pre_norm: bool, activation: str):
         super().__init__()
+        self.approximate = ACTIVATIONS[activation]  # F.gelu's name of the form
         self.hidden, self.heads, self.dropout, self.pre_norm = hidden, heads, dropout, pre_norm
         self.input_norm = StackedLayerNorm(groups, hidden)
         self.in_proj = StackedLinear(groups, hidden, 3 * hidden)  # query | key | value
@@ -258,7 +266,7 @@ class AttentionBlocks(nn.Module):
         G, B, heads, T, d = context.shape
         context = layout.rows(context.transpose(2, 3).reshape(G, B, T, H))  # (G, N, H)
         x = query + dropout(self.out_proj(context), self.dropout, self.training)
-        inner = dropout(F.gelu(self.ff_in(self.ff_norm(x))), self.dropout, self.training)
+        inner = dropout(F.gelu(self.ff_in(self.ff_norm(x)), approximate=self.approximate), self.dropout, self.training)
         return x + dropout(self.ff_out(inner), self.dropout, self.training), (weights if need_weights else None)
 
     def _split_heads(self, grid: Tensor) -> Tensor:
@@ -305,11 +313,11 @@ class MCEF(nn.Module):
         self.register_buffer("pair_sources", torch.tensor([s for _, s in self.pairs], dtype=torch.long), persistent=False)
         if config.fusion == "concat":
             self.concat_proj = nn.Linear(M * H, H)
-            self.self_blocks = AttentionBlocks(1, H, config.n_heads, p, config.pre_norm)
+            self.self_blocks = AttentionBlocks(1, H, config.n_heads, p, config.pre_norm, config.activation)
         else:
-            self.self_blocks = AttentionBlocks(M, H, config.self_heads, p, config.pre_norm)
+            self.self_blocks = AttentionBlocks(M, H, config.self_heads, p, config.pre_norm, config.activation)
             if self.pairs:
-                self.cross_blocks = AttentionBlocks(len(self.pairs), H, config.n_heads, p, config.pre_norm)
+                self.cross_blocks = AttentionBlocks(len(self.pairs), H, config.n_heads, p, config.pre_norm, config.activation)
             views = 1 + (M - 1 if self.pairs else 0)
             self.view_gates = StackedLinear(M + len(self.pairs), H, H, bias=False)
             self.reduce = StackedLinear(M, views * H, H)

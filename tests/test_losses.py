@@ -42,19 +42,24 @@ def numpy_soft_hgr(features, mask):
     return total
 
 
-def numpy_reference_soft_hgr(features, mask):
-    """The published computation, written out with np.cov (rows as variables)."""
+def numpy_reference_soft_hgr(features, mask, take_abs=True):
+    """The published loss, written out independently in float64 with np.cov (rows as variables): per pair,
+    mapping = mean over rows of sum_d f g, covariance term = tr(cov(f) cov(g)) / N, value = mapping - term / 2;
+    loss = -(sum over pairs) / N, on softmax(features) with padded rows zeroed first; training takes abs()."""
     flat = []
     for f in features:
         x = f.detach().double().numpy() * mask.numpy()[..., None]
-        x = x.reshape(-1, x.shape[-1])
+        x = x.reshape(-1, x.shape[-1])  # (N, D), padded rows included
         e = np.exp(x - x.max(1, keepdims=True))
         flat.append(e / e.sum(1, keepdims=True))
     n = flat[0].shape[0]
-    total = 0.0
+    pairs = 0.0
     for f, g in itertools.combinations(flat, 2):
-        total += (-(f * g).sum() / n + 0.5 * np.trace(np.cov(f) @ np.cov(g))) / n
-    return abs(total)
+        mapping = np.mean(np.sum(f * g, axis=1))
+        covariance = np.trace(np.cov(f) @ np.cov(g)) / n
+        pairs += mapping - covariance / 2
+    loss = -pairs / n
+    return abs(loss) if take_abs else loss
 
 
 def test_masked_cross_entropy_is_weighted_nll_over_valid_rows():
@@ -163,6 +168,27 @@ def test_reference_soft_hgr_reproduces_published_computation_and_is_negligible()
     more_mask = F.pad(mask, (0, 5))
     assert soft_hgr_reference(more, more_mask).item() != pytest.approx(value.item(), rel=1e-3)
     assert soft_hgr(more, more_mask).item() == pytest.approx(soft_hgr(features, mask).item(), abs=1e-6)
+
+
+def test_reference_soft_hgr_is_the_published_loss_where_its_covariance_term_matters():
+    # N = 960 rows (2 dialogues x 480), D = 512, features x 10: the softmax is peaked, so the covariance term is a
+    # large share of the value and a missing / N in it would move the loss by tens of percent.
+    lengths = [480, 400]
+    features, mask = padded(lengths, width=512, seed=11)
+    features = [10 * f for f in features]
+    signed = soft_hgr_reference(features, mask, take_abs=False)
+    assert signed.item() == pytest.approx(numpy_reference_soft_hgr(features, mask, take_abs=False), rel=1e-5)
+    assert soft_hgr_reference(features, mask).item() == pytest.approx(abs(signed.item()), rel=1e-7)
+    without_second_n = numpy_reference_soft_hgr_without_covariance_n(features, mask)
+    assert abs(without_second_n / signed.item() - 1) > 0.05  # the regime tells the two formulas apart
+
+
+def numpy_reference_soft_hgr_without_covariance_n(features, mask):
+    """The earlier, wrong reading of the published loss: the covariance term without its / N."""
+    flat = [torch.softmax((f * mask[..., None]).reshape(-1, f.shape[-1]).double(), -1).numpy() for f in features]
+    n = flat[0].shape[0]
+    return sum(-((f * g).sum() / n - 0.5 * np.trace(np.cov(f) @ np.cov(g))) / n
+               for f, g in itertools.combinations(flat, 2))
 
 
 def test_reference_abs_turns_maximisation_into_minimisation():

@@ -1,6 +1,7 @@
 """The MCEF network: exact parameter counts, packed == padded, padding invariance, every fusion variant and
 modality subset, attention and gate weights, NaN safety, and a full-size forward + backward."""
 
+import math
 from dataclasses import replace
 
 import numpy as np
@@ -11,7 +12,7 @@ import torch.nn.functional as F
 from mcef.data.batch import Batch
 from mcef.data.dataset import Dialogue, DialogueDataset
 from mcef.losses import LossWeights, Objective
-from mcef.model import FUSIONS, MCEF, MCEFConfig, count_parameters
+from mcef.model import FUSIONS, MCEF, AttentionBlocks, MCEFConfig, count_parameters
 
 SMALL_DIMS = {"text": 20, "audio": 30, "visual": 10}
 IEMOCAP_DIMS = {"text": 1024, "audio": 1582, "visual": 342}
@@ -72,6 +73,33 @@ def test_paper_defaults():
     assert config.modalities == ("text", "audio", "visual") and config.input_dims == (1024, 1582, 342)
     assert (config.hidden, config.n_heads, config.n_self_heads, config.dropout) == (512, 8, 4, 0.5)
     assert (config.n_speakers, config.n_classes, config.fusion) == (2, 6, "equal")
+
+
+def test_feed_forward_activation_is_the_published_tanh_gelu():
+    assert MCEFConfig.paper().activation == "gelu_tanh" and MCEFConfig().activation == "gelu_tanh"
+    x = torch.linspace(-6, 6, 2001, dtype=torch.float64)
+    published = 0.5 * x * (1 + torch.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x**3)))
+    erf_form = 0.5 * x * (1 + torch.erf(x / math.sqrt(2)))
+    for activation, expected in (("gelu_tanh", published), ("gelu", erf_form)):
+        block = AttentionBlocks(1, 4, 2, 0.0, False, activation)  # the form its feed-forward layer applies
+        assert F.gelu(x, approximate=block.approximate).sub(expected).abs().max() < 1e-12
+    assert (published - erf_form).abs().max() > 1e-4  # the two forms differ: the choice is observable
+    with pytest.raises(ValueError, match="activation"):
+        MCEFConfig(activation="relu")
+
+
+def test_activation_changes_the_network_output():
+    config = MCEFConfig.paper(hidden=16, n_heads=2, n_self_heads=1, dropout=0.0, input_dims=(6, 5, 4))
+    outputs = []
+    for activation in ("gelu_tanh", "gelu"):
+        torch.manual_seed(0)
+        model = MCEF(replace(config, activation=activation)).eval()
+        generator = torch.Generator().manual_seed(1)
+        batch = Batch(features={m: 3 * torch.randn(1, 5, d, generator=generator) for m, d in zip(config.modalities, config.input_dims)},
+                      mask=torch.ones(1, 5, dtype=torch.bool), speakers=torch.zeros(1, 5, dtype=torch.long),
+                      labels=torch.zeros(1, 5, dtype=torch.long), dialogue_ids=["d"])
+        outputs.append(model(batch).fused_logits)
+    assert not torch.allclose(outputs[0], outputs[1])
 
 
 def test_from_dataset_takes_shapes_from_the_data():
