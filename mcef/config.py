@@ -32,8 +32,12 @@ class ConfigError(ValueError):
 class DataConfig:
     """Where the dialogues come from and how they become feature vectors (every field defines the data)."""
 
-    path: str | None = None  # feature file or directory; None = discovered data (else synthetic); "synthetic" = synthetic
-    text_layer: str = "videoText"  # which text feature layer of an SDT-style pickle to read
+    path: str | dict | None = None  # feature file or directory; None = discovered data (else synthetic); "synthetic" =
+    # synthetic; a mapping modality -> file joins modalities of different files by dialogue id (M3Net-style)
+    labels: Literal["emotion", "sentiment"] = "emotion"  # which labels of a file carrying both (MELD): 7 emotions or 3 sentiments
+    label_set: str | None = None  # a named label set (mcef data formats lists them) overriding the one detected from the file
+    text_layer: str = "videoText"  # which text item of a file with several (roberta1..4, sbert; videoText = the file's
+    # default: its videoText, else its first text layer)
     valid_fraction: float = 0.1  # share in [0, 1) of training dialogues held out when the file has no valid split;
     # 0 = use the file's own validation split (reading a file without one is then an error, never an empty split)
     split_seed: int = 0  # seed of that held-out draw
@@ -227,9 +231,39 @@ def _check(config: ExperimentConfig, where: str) -> ExperimentConfig:
                           "to train; expected at least one weight > 0")
     if data.synthetic:
         _check_synthetic(data.synthetic, where)
+    _check_data_source(data, where)
     if not config.name or "/" in config.name or config.name in (".", ".."):
         raise ConfigError(f"{where}: name must be a plain directory name, got {config.name!r}")
     return config
+
+
+def _check_data_source(data: DataConfig, where: str) -> None:
+    """data.path as a mapping (modality -> file), data.label_set and data.text_layer name things that exist."""
+    from mcef.data.dataset import MODALITIES
+    from mcef.data.labels import LABEL_SETS
+    from mcef.data.readers import TEXT_LAYERS
+
+    if isinstance(data.path, dict):
+        if not data.path:
+            raise ConfigError(f"{where}: data.path is an empty mapping; expected a file, or modality -> file")
+        unknown = [k for k in data.path if k not in MODALITIES]
+        if unknown:
+            raise ConfigError(f"{where}: data.path names modality {unknown[0]!r}; expected a mapping with keys from "
+                              f"{list(MODALITIES)} (modality -> file, joined by dialogue id)")
+        odd = next((k for k, v in data.path.items() if not isinstance(v, str) or not v), None)
+        if odd is not None:
+            raise ConfigError(f"{where}: data.path.{odd}: expected the path of a feature file, got "
+                              f"{data.path[odd]!r}")
+    if data.label_set is not None:
+        if data.label_set not in LABEL_SETS:
+            raise ConfigError(f"{where}: data.label_set: expected one of {list(LABEL_SETS)} (mcef data formats lists "
+                              f"them) or null, got {data.label_set!r}")
+        kind = LABEL_SETS[data.label_set].kind
+        if kind != data.labels:
+            raise ConfigError(f"{where}: data.label_set {data.label_set!r} names {kind} labels but data.labels is "
+                              f"{data.labels!r}; expected data.labels: {kind}")
+    if data.text_layer not in TEXT_LAYERS:
+        raise ConfigError(f"{where}: data.text_layer: expected one of {list(TEXT_LAYERS)}, got {data.text_layer!r}")
 
 
 def _check_synthetic(fields: dict, where: str) -> None:
@@ -316,6 +350,36 @@ def load_config(path: str | os.PathLike | None = None, overrides: list[str] | tu
         where = f"{where} (with overrides {list(overrides)})"
         mapping = apply_overrides(mapping, overrides)
     return config_from_dict(mapping, where)
+
+
+# Fields added to the schema after runs were stored, with the value those runs computed with (model.activation: runs
+# before it used the erf GELU). A run's config.yaml and checkpoint hold every field of their day, so a field absent
+# there takes this value, never today's default; :func:`mcef.runs.defining_fields` leaves it out of digests at it.
+ADDED_FIELDS = {"model.activation": "gelu", "data.labels": "emotion", "data.label_set": None}
+
+
+def with_added_fields(mapping: dict, section: str | None = None) -> dict:
+    """A stored run's complete config ``mapping`` (or its ``section`` alone, e.g. a checkpoint's model config) with
+    every :data:`ADDED_FIELDS` it lacks set to the value it was computed with."""
+    result = {key: dict(value) if isinstance(value, dict) else value for key, value in mapping.items()}
+    for dotted, legacy in ADDED_FIELDS.items():
+        part, leaf = dotted.split(".")
+        node = result if section == part else result.get(part) if section is None else None
+        if isinstance(node, dict) and leaf not in node:
+            node[leaf] = legacy
+    return result
+
+
+def load_stored_config(path: str | os.PathLike) -> ExperimentConfig:
+    """The config of a stored run (its ``config.yaml``), fields added to the schema since at their earlier value."""
+    path = Path(path)
+    try:
+        mapping = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as err:
+        raise ConfigError(f"{path}: not a readable YAML config ({err})") from None
+    if not isinstance(mapping, dict):
+        raise ConfigError(f"{path}: expected a mapping with sections data/model/loss/train, got {type(mapping).__name__}")
+    return config_from_dict(with_added_fields(mapping), str(path))
 
 
 def dump_config(config: ExperimentConfig) -> str:

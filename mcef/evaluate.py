@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from mcef.config import ExperimentConfig, config_from_dict
+from mcef.config import ExperimentConfig, config_from_dict, with_added_fields
 from mcef.data.dataset import DialogueDataset
 from mcef.data.errors import DataError
 from mcef.device import resolve_device
@@ -31,8 +31,8 @@ def load_run(run_dir: str | Path, *, device: str | torch.device = "auto", checkp
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such checkpoint; is {str(run_dir)!r} a finished run directory?")
     state = load_checkpoint(path, device)
-    config = config_from_dict(state["config"], str(path))
-    model = MCEF(MCEFConfig(**state["model_config"])).to(device)
+    config = config_from_dict(with_added_fields(state["config"]), str(path))
+    model = MCEF(MCEFConfig(**with_added_fields(state["model_config"], "model"))).to(device)
     model.load_state_dict(state["model"])
     model.eval()
     return config, model, state

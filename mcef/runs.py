@@ -28,7 +28,7 @@ from typing import Iterator
 
 import numpy as np
 
-from mcef.config import ConfigError, ExperimentConfig, config_to_dict, load_config
+from mcef.config import ADDED_FIELDS, ConfigError, ExperimentConfig, config_to_dict, load_stored_config
 from mcef.data.dataset import DialogueDataset
 from mcef.io import fcntl, flock, same_file, storage_error, write_json_atomic
 
@@ -46,15 +46,28 @@ def package_version() -> str:
         return "unknown"
 
 
+def _pop(mapping: dict, dotted: str):
+    *parents, leaf = dotted.split(".")
+    node = mapping
+    for part in parents:
+        node = node.get(part, {})
+    return node.pop(leaf, None)
+
+
 def defining_fields(config: ExperimentConfig | dict) -> dict:
-    """The config as a nested dict without the :data:`NON_DEFINING` fields."""
+    """The config as a nested dict without the :data:`NON_DEFINING` fields, nor the :data:`mcef.config.ADDED_FIELDS`
+    at the value earlier runs computed with (adding a field to the schema leaves every earlier run's digest intact;
+    any other value of it defines a new run)."""
     mapping = config_to_dict(config) if isinstance(config, ExperimentConfig) else json.loads(json.dumps(config))
     for dotted in NON_DEFINING:
+        _pop(mapping, dotted)
+    for dotted, legacy in ADDED_FIELDS.items():
         *parents, leaf = dotted.split(".")
         node = mapping
         for part in parents:
             node = node.get(part, {})
-        node.pop(leaf, None)
+        if leaf in node and node[leaf] == legacy:
+            del node[leaf]
     return mapping
 
 
@@ -136,7 +149,7 @@ def read_run(run_dir: str | Path) -> StoredRun:
     """What is stored in ``run_dir``: identity, config, summary and status."""
     run_dir = Path(run_dir)
     config_path, summary_path = run_dir / "config.yaml", run_dir / "summary.json"
-    config = config_to_dict(load_config(config_path)) if config_path.is_file() else None
+    config = config_to_dict(load_stored_config(config_path)) if config_path.is_file() else None
     summary = json.loads(summary_path.read_text(encoding="utf-8")) if summary_path.is_file() else None
     if summary is not None:
         status = "diverged" if summary.get("diverged") else "finished"

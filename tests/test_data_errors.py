@@ -45,8 +45,15 @@ def test_directory_without_index(tmp_path):
 def test_wrong_tuple_length(tmp_path):
     path = tmp_path / "odd.pkl"
     dump(tuple({} for _ in range(10)), path)
-    with pytest.raises(DataError, match=r"odd.pkl.*10 items; expected one of lengths 12 .*9 "):
+    with pytest.raises(DataError) as err:
         load_dataset(path)
+    message = str(err.value)
+    # every candidate is named with where it disagreed: the two 10-item layouts at their first split list, the
+    # others by their length
+    assert "odd.pkl" in message and "a tuple of 10 items and matches no known layout" in message
+    assert "mmgcn-meld-10 (MELD_features_raw1.pkl) disagrees at index 7: item 'trainVid' is a dict" in message
+    assert "cosmic-iemocap-roberta-10 (iemocap_features_roberta.pkl) disagrees at index 7" in message
+    assert "sdt-iemocap-12 12" in message and "mmgcn-iemocap-9 9" in message and "cogmen-iemocap" in message
 
 
 def test_dialogue_missing_from_a_modality(tiny_dataset, tmp_path):
@@ -188,3 +195,25 @@ def test_pickle_that_is_not_a_tuple(tmp_path):
 def test_error_is_a_value_error():
     assert issubclass(DataError, ValueError)
     assert pickle.loads(pickle.dumps(DataError("x"))).args == ("x",)
+
+
+def test_an_allowed_module_missing_here_is_one_clear_error(tmp_path, monkeypatch):
+    """A numpy module this installation lacks (a file of another numpy major version) is a DataError, not a
+    traceback: numpy.core <-> numpy._core are tried both ways first."""
+    import importlib
+
+    import mcef.data.safe_pickle as safe_pickle
+
+    path = tmp_path / "f.pkl"
+    path.write_bytes(pickle.dumps(({"d": np.zeros((2, 3), dtype=np.float32)},), protocol=2))
+    real = importlib.import_module
+
+    def without_numpy_internals(name, *args):
+        if name.startswith(("numpy._core", "numpy.core")):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return real(name, *args)
+
+    monkeypatch.setattr(safe_pickle.importlib, "import_module", without_numpy_internals)
+    with pytest.raises(DataError, match=r"f.pkl: the pickle asks for numpy\._?core\.multiarray\._reconstruct, which "
+                                        "this installation does not have"):
+        safe_pickle.safe_load(path)

@@ -12,7 +12,8 @@ import pytest
 from mcef.config import ConfigError, load_config, with_changes
 from mcef.data import SyntheticConfig, make_synthetic
 from mcef.experiments import sweep
-from mcef.runs import RunDirError, RunIdentity, config_digest, data_fingerprint, list_runs, read_run, runs_table
+from mcef.runs import (ADDED_FIELDS, RunDirError, RunIdentity, config_digest, data_fingerprint, defining_fields, list_runs,
+                       read_run, runs_table)
 from mcef.train import fit
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
@@ -37,6 +38,24 @@ def test_digest_ignores_where_and_how_visibly_but_not_what(tiny):
     for defining in ({"train": {"lr": 0.5}}, {"train": {"seed": 1}}, {"model": {"hidden": 16}},
                      {"loss": {"soft_hgr": 0.0}}, {"data": {"standardise": True}}):
         assert config_digest(with_changes(base, **defining)) != config_digest(base), defining
+
+
+def test_a_field_added_later_keeps_earlier_digests_at_the_value_they_computed_with():
+    base = config("model.activation=gelu")
+    earlier = {section: dict(fields) for section, fields in defining_fields(base).items() if isinstance(fields, dict)}
+    assert "activation" not in earlier["model"] and "labels" not in earlier["data"]  # as a run made before them
+    assert config_digest(earlier) == config_digest(base)
+    for new_value in ({"model": {"activation": "gelu_tanh"}}, {"data": {"labels": "sentiment"}},
+                      {"data": {"label_set": "iemocap-4"}}):
+        assert config_digest(with_changes(base, **new_value)) != config_digest(base), new_value
+    assert set(ADDED_FIELDS) == {"model.activation", "data.labels", "data.label_set"}
+
+
+def test_the_committed_real_text_runs_keep_their_digests():
+    for name in ("iemocap_text", "meld_text"):
+        committed = json.loads((CONFIGS.parent / "book" / "results" / "real_text" / name / "seed0" / "summary.json").read_text())
+        current = with_changes(load_config(CONFIGS / "real" / f"{name}.yaml"), train={"seed": 0})
+        assert config_digest(current) == committed["provenance"]["config_digest"], name
 
 
 def test_data_fingerprint_is_of_the_content_not_the_name(tiny):
@@ -112,3 +131,21 @@ def test_evaluate_refuses_own_data_that_changed(tiny, tmp_path, monkeypatch):
     with pytest.raises(DataError, match="no longer has the content it was trained on"):
         evaluate(tmp_path / "run")
     assert np.isfinite(evaluate(tmp_path / "run", other)["accuracy"])
+
+
+def test_a_stored_run_made_before_a_field_existed_loads_with_the_value_it_was_computed_with(tiny, tmp_path):
+    import yaml
+
+    from mcef.config import load_stored_config, with_added_fields
+    from mcef.evaluate import load_run
+
+    run_dir = tmp_path / "old"
+    fit(config("model.activation=gelu"), run_dir=run_dir, dataset=tiny)
+    stored = yaml.safe_load((run_dir / "config.yaml").read_text())
+    del stored["model"]["activation"], stored["data"]["labels"], stored["data"]["label_set"]  # as written before them
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(stored))
+    old = load_stored_config(run_dir / "config.yaml")
+    assert (old.model.activation, old.data.labels, old.data.label_set) == ("gelu", "emotion", None)
+    assert read_run(run_dir).identity.digest == RunIdentity.of(old, data_fingerprint(tiny)).digest
+    assert with_added_fields({"hidden": 8}, "model") == {"hidden": 8, "activation": "gelu"}
+    assert load_run(run_dir, device="cpu")[1].config.activation == "gelu"

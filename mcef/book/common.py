@@ -16,6 +16,7 @@ the figures' look, and the self-checks that fail a page.
 
 from __future__ import annotations
 
+import os
 import typing
 import warnings
 from dataclasses import dataclass, field, fields
@@ -35,7 +36,7 @@ from mcef.book.runner import DEFAULT_RUN_ROOT
 from mcef.data.dataset import DialogueDataset
 from mcef.runs import RunIdentity, data_fingerprint, find_run, read_run
 
-PROFILE_NAMES = ("smoke", "quick", "full")
+PROFILE_NAMES = ("smoke", "quick", "full", "results")
 PROFILES = Path("configs") / "profiles"  # relative to the project root
 
 Settings = TypeVar("Settings")
@@ -71,6 +72,7 @@ class Profile:
     description: str  # what the profile is for, one line (shown at the top of every chapter)
     n_seeds: int  # seeds behind every reported number (the paper recipe: 5)
     path: Path  # the YAML file it came from (named in errors)
+    run_root: str = ""  # where its chapters' runs live, relative to the project root; "" = runs/book/<name>
     sections: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # part name -> its settings
 
     def section(self, name: str) -> dict[str, Any]:
@@ -105,15 +107,17 @@ def load_profile(name: str, root: str | Path | None = None) -> Profile:
     for key, kind in (("description", str), ("n_seeds", int)):
         if not isinstance(raw.get(key), kind):
             raise ProfileError(f"{path}: key {key!r} must be a {kind.__name__}, got {raw.get(key)!r}")
+    if not isinstance(raw.get("run_root", ""), str):
+        raise ProfileError(f"{path}: key 'run_root' must be a path relative to the project root, got {raw['run_root']!r}")
     sections = {}
     for key, value in raw.items():
-        if key in ("description", "n_seeds"):
+        if key in ("description", "n_seeds", "run_root"):
             continue
         if not isinstance(value, dict):
             raise ProfileError(f"{path}: section {key!r} must be a mapping of settings, got {value!r}")
         sections[key] = MappingProxyType(value)
     return Profile(name=name, description=raw["description"], n_seeds=raw["n_seeds"], path=path,
-                   sections=MappingProxyType(sections))
+                   run_root=raw.get("run_root", ""), sections=MappingProxyType(sections))
 
 
 def section_settings(profile: str | Profile, section: str, cls: type[Settings], root: str | Path | None = None) -> Settings:
@@ -176,22 +180,59 @@ class BookRun:
         return self.config.train.seed
 
 
+STORE_FILE = "store.yaml"  # in a run root: {read_only: true, produce: "<command>"} marks committed results
+TRAIN_MISSING = "MCEF_BOOK_TRAIN_MISSING"  # =1: train what a read-only store lacks (the command that produces it)
+
+
+class MissingResults(RuntimeError):
+    """A read-only run store (committed results) lacks a run a chapter reads: the message names the run, why it is
+    missing (absent, or present with another digest: stale) and the command that produces it."""
+
+
+def read_only_store(run_root: str | Path) -> dict | None:
+    """The ``store.yaml`` of ``run_root`` when it declares committed, read-only results (else None)."""
+    path = Path(run_root) / STORE_FILE
+    if not path.is_file():
+        return None
+    spec = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    if not isinstance(spec, dict) or not isinstance(spec.get("read_only"), bool) or not isinstance(spec.get("produce"), str):
+        raise ProfileError(f"{path}: expected the keys read_only (true or false) and produce (the command that "
+                           f"trains the runs), got {spec!r}")
+    return spec if spec["read_only"] and os.environ.get(TRAIN_MISSING) != "1" else None
+
+
+def _missing(store: dict, run_root: Path, run_dir: Path, run: ExperimentConfig, identity: RunIdentity) -> MissingResults:
+    from mcef.runs import explain_mismatch
+
+    stored = read_run(run_dir) if run_dir.is_dir() else None
+    why = (f"STALE: {explain_mismatch(stored, run, identity)}" if stored is not None and stored.status != "empty"
+           else f"no run of digest {identity.digest} under {run_root}")
+    return MissingResults(f"the committed results lack run {run.name!r} seed {run.train.seed}: {why}. This page "
+                          f"never trains for hours by surprise; produce the runs with `{store['produce']}` "
+                          f"(resumable; then commit {run_root})")
+
+
 def train_or_reuse(configs: Iterable[ExperimentConfig], seeds: Iterable[int], dataset: DialogueDataset,
                    run_root: str | Path, *, folder: str = "") -> list[BookRun]:
     """Every run of ``configs`` x ``seeds`` on ``dataset``: found in the run store by its digest, else trained.
 
     A run is looked up by digest under the whole ``run_root`` (another chapter may have trained it under another
     name). A missing one is trained by :func:`mcef.experiments.sweep` into ``run_root/folder/<name>/seed<seed>``;
-    a run of another digest found there is set aside by sweep and trained again.
+    a run of another digest found there is set aside by sweep and trained again. A read-only store (committed
+    results, :func:`read_only_store`) is never trained into: a missing or stale run raises :class:`MissingResults`.
     """
     from mcef.experiments import run_dir_of, sweep
 
     fingerprint = data_fingerprint(dataset)
+    store = read_only_store(run_root)
     found_runs = []
     for config in configs:
         for seed in seeds:
             run = with_changes(config, train={"seed": int(seed)})
-            run_dir, origin = find_run(run_root, RunIdentity.of(run, fingerprint)), "loaded"
+            identity = RunIdentity.of(run, fingerprint)
+            run_dir, origin = find_run(run_root, identity), "loaded"
+            if run_dir is None and store is not None:
+                raise _missing(store, Path(run_root), run_dir_of(Path(run_root) / folder, run), run, identity)
             if run_dir is None:
                 notes: list[str] = []
                 with warnings.catch_warnings():  # fit imports tqdm.auto, which warns in a kernel without ipywidgets
@@ -218,8 +259,12 @@ def run_figures(run: BookRun) -> dict:
 
 
 def default_run_root(run_root: str, profile: str, root: str | Path | None = None) -> Path:
-    """``run_root``, or the book's default ``<root>/runs/book/<profile>`` when it is empty."""
-    return Path(run_root) if run_root else project_root(root) / DEFAULT_RUN_ROOT / profile
+    """``run_root``; when it is empty, the profile's ``run_root`` key (relative to the project root: the results
+    profile reads committed runs), else the book's default ``<root>/runs/book/<profile>``."""
+    if run_root:
+        return Path(run_root)
+    declared = load_profile(profile, root).run_root
+    return project_root(root) / (declared or DEFAULT_RUN_ROOT / profile)
 
 
 # ----------------------------------------------------------------------------- the data and the header

@@ -20,7 +20,7 @@ from pathlib import Path
 import pandas as pd
 
 from mcef.book.common import book_layout, check, class_f1_over_seeds, load_recipe, project_root, section_settings
-from mcef.config import ConfigError, ExperimentConfig, load_config, with_changes
+from mcef.config import ConfigError, ExperimentConfig, load_stored_config, with_changes
 from mcef.data.discovery import TRANSCRIPT_FILES
 from mcef.experiments import mean_std
 from mcef.metrics import HEADLINE
@@ -123,7 +123,7 @@ def _config_problem(run_dir: Path, summary: dict, corpus: Corpus, seed: int) -> 
     if recorded == config_digest(expected):
         return None
     try:
-        differences = differing_fields(defining_fields(load_config(run_dir / "config.yaml")), defining_fields(expected))
+        differences = differing_fields(defining_fields(load_stored_config(run_dir / "config.yaml")), defining_fields(expected))
     except ConfigError as err:
         differences = [f"its config.yaml does not load ({err})"]
     return (f"{run_dir}: made by another config than {corpus.config_path} (config digest {recorded}, the committed "

@@ -1,8 +1,11 @@
-"""Datasets: one in-memory structure, readers for every standard feature format, the synthetic default, batching."""
+"""Datasets: one in-memory structure, readers for every peer feature-file layout (the table: ``LAYOUTS``), named
+label sets (``LABEL_SETS``), the synthetic default, batching."""
 
 from mcef.data.batch import Batch
 from mcef.data.dataset import IEMOCAP_LABELS, MELD_LABELS, MODALITIES, SPLITS, Dialogue, DialogueDataset
 from mcef.data.errors import DataError
+from mcef.data.labels import LABEL_SETS
+from mcef.data.layouts import LAYOUTS
 from mcef.data.loader import DialogueLoader
 from mcef.data.project import load_project, save_dataset
 from mcef.data.readers import ACCEPTED_FORMATS, TEXT_LAYERS, load_dataset, resolve_data_path
@@ -18,6 +21,8 @@ __all__ = [
     "DialogueLoader",
     "IEMOCAP_LABELS",
     "IEMOCAP_PRIORS",
+    "LABEL_SETS",
+    "LAYOUTS",
     "MELD_LABELS",
     "MODALITIES",
     "SPLITS",

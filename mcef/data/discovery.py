@@ -2,8 +2,8 @@
 
 Order (first found wins):
 1. a real multimodal feature file: ``iemocap_multimodal_features.pkl``, ``meld_multimodal_features.pkl``,
-   ``IEMOCAP_features.pkl``, or a project-format directory with two or more modalities, in ``data/`` then in
-   ``$MCEF_DATA``;
+   ``IEMOCAP_features.pkl``, ``MELD_features_raw1.pkl``, ``MELD_features_raw.pkl``, ``data_iemocap.pkl`` (COGMEN or
+   CORECT), or a project-format directory with two or more modalities, in ``data/`` then in ``$MCEF_DATA``;
 2. real transcripts (``iemocap_text.pkl``, ``meld_text.pkl``) in ``data/`` then in ``$MCEF_DATA``, turned into text
    features by the offline sentence encoder and cached under ``data/cache/``;
 3. the synthetic default, ``make_synthetic(SyntheticConfig())``.
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -23,6 +24,9 @@ FEATURE_FILES = (  # (file name, corpus), in order of preference
     ("iemocap_multimodal_features.pkl", "iemocap"),
     ("meld_multimodal_features.pkl", "meld"),
     ("IEMOCAP_features.pkl", "iemocap"),
+    ("MELD_features_raw1.pkl", "meld"),
+    ("MELD_features_raw.pkl", "meld"),
+    ("data_iemocap.pkl", "iemocap"),
 )
 TRANSCRIPT_FILES = (("iemocap_text.pkl", "iemocap"), ("meld_text.pkl", "meld"))
 CORPORA = ("iemocap", "meld")
@@ -36,7 +40,7 @@ class DataChoice:
 
     kind: Kind  # "features" | "transcripts+text-features" | "synthetic"
     description: str  # one line saying what is used and where it came from
-    path: Path | None = None  # the feature file/directory or transcript file read; None for synthetic
+    path: Path | dict | None = None  # the file/directory read, a mapping modality -> file (a join); None: synthetic
     corpus: str | None = None  # "iemocap" / "meld" when known
 
 
@@ -64,15 +68,19 @@ def _project_dirs(directory: Path, corpus: str | None) -> list[Path]:
     return found
 
 
-def find_data(path: str | os.PathLike | None = None, *, data_dir: str | os.PathLike = "data",
+def find_data(path: str | os.PathLike | Mapping | None = None, *, data_dir: str | os.PathLike = "data",
               env_var: str = "MCEF_DATA", corpus: str | None = None) -> DataChoice:
     """Locate the data :func:`discover_data` would use, without reading or extracting anything.
 
     ``corpus`` ("iemocap" or "meld") restricts the search to that corpus; None prefers IEMOCAP.
-    An explicit ``path`` is taken as is ("synthetic" names the synthetic default).
+    An explicit ``path`` is taken as is ("synthetic" names the synthetic default; a mapping modality -> file is a
+    join of modalities of different files by dialogue id).
     """
     if corpus is not None and corpus not in CORPORA:
         raise ValueError(f"corpus {corpus!r} is unknown; expected one of {CORPORA} or None")
+    if isinstance(path, Mapping):
+        joined = ", ".join(f"{m} from {p}" for m, p in path.items())
+        return DataChoice("features", f"features joined by dialogue id: {joined} (given paths)", dict(path))
     if path is not None:
         if str(path) == "synthetic":
             return DataChoice("synthetic", "synthetic data (asked for explicitly)")
@@ -101,7 +109,7 @@ def find_data(path: str | os.PathLike | None = None, *, data_dir: str | os.PathL
     return DataChoice("synthetic", f"synthetic IEMOCAP-like data: no real feature file or transcripts in {where}")
 
 
-def discover_data(path: str | os.PathLike | None = None, *, data_dir: str | os.PathLike = "data",
+def discover_data(path: str | os.PathLike | Mapping | None = None, *, data_dir: str | os.PathLike = "data",
                   env_var: str = "MCEF_DATA", corpus: str | None = None, text_config=None, device: str = "auto",
                   cache_dir: str | os.PathLike | None = None) -> tuple[DialogueDataset, DataChoice]:
     """The dataset to use and what it is: ``path`` when given, else the first of the order in this module's

@@ -40,33 +40,56 @@ def _synthetic(data: DataConfig) -> DialogueDataset:
         raise ConfigError(f"data.synthetic: {err}; expected fields of mcef.data.SyntheticConfig") from None
 
 
+def _label_options(data: DataConfig) -> dict:
+    """data.labels and data.label_set for the reader, only where they differ from the defaults (so the cache keys
+    of transcripts encoded before these fields existed stay the same)."""
+    options = {}
+    if data.labels != "emotion":
+        options["labels"] = data.labels
+    if data.label_set is not None:
+        options["label_set"] = data.label_set
+    return options
+
+
 def _encoded_transcripts(data: DataConfig, path: Path, device: str) -> tuple[DialogueDataset, str]:
     from mcef.features.text import cached_text_features
 
     dataset, cached_at, hit = cached_text_features(path, data.text, cache_dir=data.cache_dir, device=device,
-                                                   valid_fraction=data.valid_fraction, split_seed=data.split_seed)
+                                                   valid_fraction=data.valid_fraction, split_seed=data.split_seed,
+                                                   **_label_options(data))
     how = "read from the cache" if hit else "extracted now and cached"
     return dataset, f"transcripts {path} -> {data.text.encoder} text features ({how}: {Path(cached_at).name})"
+
+
+def _corpus_asked(data: DataConfig) -> str | None:
+    """The corpus the label settings imply for discovered data (sentiments are MELD's), or None."""
+    from mcef.data.labels import LABEL_SETS
+
+    if data.label_set in LABEL_SETS:
+        return LABEL_SETS[data.label_set].corpus
+    return "meld" if data.labels == "sentiment" else None
 
 
 def load_data(data: DataConfig, *, device: str = "auto") -> tuple[DialogueDataset, str]:
     """The dataset of ``data`` and a one-line description of where it came from.
 
     ``data.path``: None = discovered data (a real feature file, else real transcripts, else the synthetic default;
-    see :mod:`mcef.data.discovery`), ``"synthetic"`` = the synthetic data of ``data.synthetic``, else a feature file,
-    dataset directory or transcript file. Transcripts are encoded by ``data.text`` (cached under ``data.cache_dir``).
-    ``device`` runs the text encoder when features have to be extracted.
+    see :mod:`mcef.data.discovery`; MELD first when ``data.labels`` is sentiment or ``data.label_set`` names a MELD
+    set), ``"synthetic"`` = the synthetic data of ``data.synthetic``, a mapping modality -> file = modalities of
+    different files joined by dialogue id, else a feature file, dataset directory or transcript file.
+    ``data.labels`` / ``data.label_set`` choose the labels. Transcripts are encoded by ``data.text`` (cached under
+    ``data.cache_dir``). ``device`` runs the text encoder when features have to be extracted.
     """
     from mcef.data import load_dataset
     from mcef.data.discovery import find_data
 
-    choice = find_data(data.path)
+    choice = find_data(data.path, corpus=_corpus_asked(data) if data.path is None else None)
     if choice.kind == "synthetic":
         dataset = _synthetic(data)
         description = f"{choice.description}: {dataset.source}" if data.path is None else dataset.source
     elif choice.kind == "features":
         dataset = load_dataset(choice.path, text_layer=data.text_layer, valid_fraction=data.valid_fraction,
-                               split_seed=data.split_seed)
+                               split_seed=data.split_seed, labels=data.labels, label_set=data.label_set)
         description = choice.description
         if not dataset.modalities:  # a file of transcripts without feature arrays: encode its text
             dataset, description = _encoded_transcripts(data, Path(choice.path), device)
