@@ -83,7 +83,7 @@ def test_profiles_resolve_from_the_root_or_the_working_directory(tmp_path, monke
 
 def test_toc_chapters_have_sources():
     names = [c.name for c in book.chapters(REPO)]
-    assert names[:1] == ["01_data_exploration"] and "03_soft_hgr" in names
+    assert "01_data_exploration" in names and "03_soft_hgr" in names
     for chapter in book.chapters(REPO):
         assert chapter.source.is_file()
         assert book.read_source(chapter.source).cells  # one parameters cell, parseable by papermill
@@ -301,3 +301,46 @@ def test_math_is_typeset_offline(built_html):
     assert dom.count("<mjx-container") >= 10
     visible_text = re.sub(r"<script.*?</script>|<[^>]+>", " ", dom, flags=re.S)
     assert "$$" not in visible_text and "\\mathcal{S}" not in visible_text  # no raw TeX left on the page
+
+
+# ----------------------------------------------------------------------------- how tables and glued values look
+
+
+def test_book_tables_are_numbered_rounded_without_index_nan_or_none():
+    import pandas as pd
+
+    from mcef.book.tables import MISSING, Tables
+
+    tables = Tables()
+    frame = pd.DataFrame({"split": ["train", "test"], "count": [108.0, 31.0], "share": [0.2012, 0.0887],
+                          "wf1_mean": [0.5, 0.25], "wf1_std": [float("nan"), 0.01], "note": [None, "x"],
+                          "tiny": [8.2e-6, -0.0001], "zero": [-0.0001, 0.0], "parameters": [20_700_000, 3]})
+    shown = tables(frame.set_index("split"), "Lengths.", percent=["share"])
+    again = tables(frame, "Another.")
+    assert shown.caption == "Table 1. Lengths." and again.caption == "Table 2. Another."
+    assert tables(frame, "Lengths.").caption == "Table 1. Lengths."  # shown again (a cell re-run): same number
+    cells = shown.frame
+    assert list(cells.columns) == ["split", "count", "share", "weighted F1", "note", "tiny", "zero", "parameters"]
+    assert list(cells["split"]) == ["train", "test"] and list(cells["count"]) == ["108", "31"]
+    assert list(cells["share"]) == ["20.1%", "8.9%"] and list(cells["weighted F1"]) == ["0.500", "0.250 ± 0.010"]
+    assert list(cells["note"]) == [MISSING, "x"] and list(cells["tiny"]) == ["8.2e-06", "-1.0e-04"]
+    assert list(cells["zero"]) == ["-1.0e-04", "0.000"] and list(cells["parameters"]) == ["20,700,000", "3"]
+    page = shown._repr_html_()
+    assert "overflow-x: auto" in page and "<caption>Table 1. Lengths.</caption>" in page
+    assert 'class="row_heading' not in page and "NaN" not in page and "None" not in page  # no index column
+    grouped = tables(pd.DataFrame({"family": ["a", "a", "b"], "variant": [1, 2, 3], "x": [1, 2, 3]})
+                     .set_index(["family", "variant"]), "Grouped.")
+    assert list(grouped.frame["family"]) == ["a", "", "b"]  # a group label is written once
+
+
+def test_glue_facts_glue_every_value_and_show_them_on_one_line(monkeypatch):
+    import myst_nb
+
+    from mcef.book import tables
+
+    glued = {}
+    monkeypatch.setattr(myst_nb, "glue", lambda name, value, display=True: glued.update({name: (value, display)}))
+    facts = tables.glue_facts({"n_dialogues": 151, "share": 0.201234, "label": "neutral"})
+    assert glued == {"n_dialogues": (151, False), "share": (0.201234, False), "label": ("neutral", False)}
+    assert repr(facts) == "glued: n_dialogues = 151; share = 0.2012; label = neutral"
+    assert "<code>share</code> = 0.2012" in facts._repr_html_()

@@ -241,9 +241,12 @@ def ablation_figure(frame: pd.DataFrame, metric: str = "test_weighted_f1") -> go
             fig.add_vline(x=float(common[f"{metric}_mean"].iloc[0]), line_dash="dash", line_color=COMMON_COLOR,
                           row=row, col=1)
         fig.update_yaxes(autorange="reversed", row=row, col=1)
-    fig.update_xaxes(title_text=metric.replace("_", " ") + " (mean ± std over seeds)", row=len(families), col=1)
-    return book_layout(fig, "Ablations: " + metric.replace("_", " ") + " per variant", height=180 + 34 * sum(sizes),
-                       legend=dict(orientation="h", y=-0.12))
+    label = metric.replace("_", " ").replace("f1", "F1")
+    fig.update_xaxes(title_text=label + " (mean ± std over seeds)", row=len(families), col=1)
+    for row, family in enumerate(families, start=1):
+        fig.update_yaxes(title_text="variant", row=row, col=1)
+    return book_layout(fig, "Ablations: " + label + " per variant", height=180 + 34 * sum(sizes),
+                       legend=dict(orientation="h", yanchor="top", y=-0.12, x=0))
 
 
 # ----------------------------------------------------------------------------- what the chapter says

@@ -403,7 +403,8 @@ def parameter_bars(blocks: pd.DataFrame, title: str = "Parameters per block") ->
         )  # fmt: skip
     fig.update_yaxes(autorange="reversed")
     fig.update_xaxes(title="parameters", tickformat=",")
-    return book_layout(fig, title, height=max(420, 22 * len(blocks) + 120))
+    fig.update_yaxes(title="block (stage: block)")
+    return book_layout(fig, title, height=max(420, 22 * len(blocks) + 120), showlegend=False)
 
 
 def attention_grid(snapshot: DialogueAttention, title: str | None = None) -> go.Figure:
@@ -426,11 +427,11 @@ def attention_grid(snapshot: DialogueAttention, title: str | None = None) -> go.
                 row=r, col=c,
             )  # fmt: skip
     fig.update_yaxes(autorange="reversed")
-    for r in range(1, len(names) + 1):
-        fig.update_yaxes(title_text="query utterance" if r == len(names) // 2 + 1 else None, row=r, col=1)
-    fig.update_xaxes(title_text="key utterance", row=len(names), col=len(names) // 2 + 1)
+    for k, name in enumerate(names, start=1):  # rows: the querying (target) modality; columns: the source
+        fig.update_yaxes(title_text=f"{name} query", row=k, col=1)
+        fig.update_xaxes(title_text=f"{name} key", row=len(names), col=k)
     fig.update_layout(coloraxis=dict(colorscale="Blues", colorbar=dict(title="weight")))
-    return book_layout(fig, title or f"Attention of every block on dialogue {snapshot.dialogue_id} (mean over heads)", height=760)
+    return book_layout(fig, title or "Attention of every block (mean over heads)", height=760)
 
 
 def gate_plot(snapshot: DialogueAttention, title: str | None = None) -> go.Figure:
@@ -448,4 +449,4 @@ def gate_plot(snapshot: DialogueAttention, title: str | None = None) -> go.Figur
         )  # fmt: skip
     fig.update_yaxes(range=[0, 1], title="fusion weight (mean over features)")
     fig.update_xaxes(title="utterance")
-    return book_layout(fig, title or f"Gated fusion: weight of each modality on dialogue {snapshot.dialogue_id}")
+    return book_layout(fig, title or "Fusion weight of each modality per utterance", legend=dict(orientation="h", yanchor="top", y=-0.22, x=0))

@@ -57,8 +57,12 @@ def check(condition: bool, message: str) -> None:
 
 
 def project_root(root: str | Path | None = None) -> Path:
-    """``root``, or the working directory (the project root, where ``mcef book`` runs the notebooks)."""
-    return Path(root) if root is not None else Path.cwd()
+    """``root``, or the project root: the working directory (where ``mcef book`` and papermill run the notebooks) or
+    the nearest folder above it holding ``configs/profiles`` (JupyterLab starts a notebook's kernel in ``notebooks/``)."""
+    if root is not None:
+        return Path(root)
+    here = Path.cwd()
+    return next((folder for folder in (here, *here.parents) if (folder / PROFILES).is_dir()), here)
 
 
 # ----------------------------------------------------------------------------- profiles
@@ -341,7 +345,8 @@ def hgr_scaling(config: ExperimentConfig) -> str:
     if not loss.soft_hgr:
         return "The Soft-HGR term has weight 0: it is logged, not trained on."
     if loss.hgr_mode == "reference":
-        return "The Soft-HGR term is the reference's |loss| (chapter 3), about a millionth of the other terms."
+        return ("The Soft-HGR term is the reference's |loss| (chapter 3), whose size chapter 3 measures against the "
+                "cross-entropy terms.")
     if loss.hgr_per_dim:
         return (f"The Soft-HGR term is taken per feature dimension: the objective, a sum over the k = H = {k} "
                 f"dimensions of the representations (at most k/2 = {k / 2:g}), is divided by k, so it is at most "

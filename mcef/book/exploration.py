@@ -238,7 +238,7 @@ def speaker_share_figure(table) -> go.Figure:
     fig = go.Figure()
     for split, rows in table.groupby("split", sort=False):
         fig.add_trace(go.Box(y=rows["top_speaker_share"], name=split, marker_color=SPLIT_COLORS.get(split), boxpoints="all", jitter=0.4))
-    return book_layout(fig, "Share of the most talkative speaker per dialogue", yaxis_title="share of utterances", showlegend=False)
+    return book_layout(fig, "Share of the most talkative speaker per dialogue", xaxis_title="split", yaxis_title="share of utterances", showlegend=False)
 
 
 def class_balance_figure(table) -> go.Figure:
@@ -252,7 +252,7 @@ def class_balance_figure(table) -> go.Figure:
             )
         )  # fmt: skip
     fig.update_layout(barmode="group", yaxis_tickformat=".0%")
-    return book_layout(fig, "Class balance per split", yaxis_title="share of the split's utterances")
+    return book_layout(fig, "Class balance per split", xaxis_title="emotion", yaxis_title="share of the split's utterances")
 
 
 def transition_figure(counts: np.ndarray, label_names: Sequence[str], title: str = "Emotion transitions within dialogues") -> go.Figure:
@@ -276,7 +276,7 @@ def feature_std_figure(stds: dict[str, np.ndarray]) -> go.Figure:
     fig = go.Figure()
     for modality, std in stds.items():
         fig.add_trace(go.Violin(y=std, name=modality, line_color=MODALITY_COLORS.get(modality), box_visible=True, points=False))
-    return book_layout(fig, "Per-dimension standard deviation of the features (train)", yaxis_title="std of one dimension", showlegend=False)
+    return book_layout(fig, "Per-dimension standard deviation of the features (train)", xaxis_title="modality", yaxis_title="std of one dimension", showlegend=False)
 
 
 def probe_figure(table, majority_accuracy: float) -> go.Figure:
@@ -286,7 +286,8 @@ def probe_figure(table, majority_accuracy: float) -> go.Figure:
     fig.add_trace(go.Bar(x=table["modality"], y=table["test_weighted_f1"], name="test weighted F1", marker_color=SPLIT_COLORS["test"]))
     fig.add_hline(y=majority_accuracy, line_dash="dash", annotation_text="majority class (test accuracy)")
     fig.update_layout(barmode="group", yaxis_range=[0, 1])
-    return book_layout(fig, "Linear probes: each modality alone, and all concatenated", yaxis_title="weighted F1")
+    return book_layout(fig, "Linear probes: each modality alone, and all concatenated", xaxis_title="features probed",
+                       yaxis_title="weighted F1", legend=dict(orientation="h", yanchor="top", y=-0.22, x=0))
 
 
 def probe_curves_figure(curves) -> go.Figure:

@@ -193,6 +193,7 @@ def reference_magnitudes(batch_sizes, dialogue_length: int, hidden: int, seed: i
 # ----------------------------------------------------------------------------- figures
 
 CORRECT_COLOR, REFERENCE_COLOR = "#4C78A8", "#E45756"
+LEGEND_BELOW = dict(orientation="h", yanchor="top", y=-0.22, x=0)  # legends under the plot: the text column is narrow
 
 
 def ascent_figure(objective: np.ndarray, theory: float, sample_optimum: float) -> go.Figure:
@@ -201,7 +202,8 @@ def ascent_figure(objective: np.ndarray, theory: float, sample_optimum: float) -
     fig.add_hline(y=theory, line_dash="dash", line_color="black", annotation_text="1/2 sum of top-k rho^2 (population)")
     fig.add_hline(y=sample_optimum, line_dash="dot", line_color="gray", annotation_text="same, sample rho", annotation_position="bottom right")
     fig.update_yaxes(range=[min(0.0, theory) - 0.1, max(theory, sample_optimum) * 1.15])
-    return book_layout(fig, "Gradient ascent on Soft-HGR reaches the canonical-correlation optimum", xaxis_title="step", yaxis_title="objective")
+    return book_layout(fig, "Gradient ascent reaches the canonical-correlation optimum", xaxis_title="step",
+                       yaxis_title="Soft-HGR objective", legend=LEGEND_BELOW)
 
 
 def optima_figure(rows) -> go.Figure:
@@ -214,7 +216,8 @@ def optima_figure(rows) -> go.Figure:
     fig.add_trace(go.Scatter(x=[low, high], y=[low, high], mode="lines", name="reached = optimum", line=dict(color="gray", dash="dash")))
     fig.add_trace(go.Scatter(x=theory, y=reached, mode="markers", name="vs population rho", marker=dict(size=10, color=CORRECT_COLOR)))
     fig.add_trace(go.Scatter(x=sample, y=reached, mode="markers", name="vs sample rho", marker=dict(size=10, symbol="x", color="black")))
-    return book_layout(fig, "Optimum reached on each Gaussian problem", xaxis_title="1/2 sum of top-k rho^2", yaxis_title="Soft-HGR reached")
+    return book_layout(fig, "Optimum reached on each Gaussian problem", xaxis_title="1/2 sum of top-k rho^2",
+                       yaxis_title="Soft-HGR reached", legend=LEGEND_BELOW)
 
 
 def covariance_figure(rows) -> go.Figure:
@@ -225,7 +228,8 @@ def covariance_figure(rows) -> go.Figure:
     fig.add_trace(go.Bar(x=batch, y=[r["correct_entries"] for r in rows], name="correct: D x D (D = features)", marker_color=CORRECT_COLOR))
     fig.update_layout(barmode="group")
     fig.update_yaxes(type="log")
-    return book_layout(fig, "Size of one covariance matrix", xaxis_title="dialogues per batch", yaxis_title="entries (log scale)")
+    return book_layout(fig, "Size of one covariance matrix", xaxis_title="dialogues per batch",
+                       yaxis_title="entries (log scale)", legend=LEGEND_BELOW)
 
 
 def magnitudes_figure(rows) -> go.Figure:
@@ -236,7 +240,8 @@ def magnitudes_figure(rows) -> go.Figure:
     fig.add_trace(go.Bar(x=batch, y=[r["reference_abs"] for r in rows], name="reference loss, |value|", marker_color=REFERENCE_COLOR))
     fig.update_layout(barmode="group")
     fig.update_yaxes(type="log", exponentformat="power")
-    return book_layout(fig, "On the same features: after its softmax the reference loss is orders of magnitude smaller", xaxis_title="dialogues per batch", yaxis_title="absolute value (log scale)")
+    return book_layout(fig, "The reference loss is orders of magnitude smaller", xaxis_title="dialogues per batch",
+                       yaxis_title="absolute value (log scale)", legend=LEGEND_BELOW)
 
 
 def direction_figure(correct_run: np.ndarray, reference_run: np.ndarray, optimum: float) -> go.Figure:
@@ -245,7 +250,8 @@ def direction_figure(correct_run: np.ndarray, reference_run: np.ndarray, optimum
     fig.add_trace(go.Scatter(y=correct_run, mode="lines", name="trained on the correct loss (-Soft-HGR)", line_color=CORRECT_COLOR))
     fig.add_trace(go.Scatter(y=reference_run, mode="lines", name="trained on the reference loss (abs)", line_color=REFERENCE_COLOR))
     fig.add_hline(y=optimum, line_dash="dash", line_color="black", annotation_text="optimum")
-    return book_layout(fig, "Same start, opposite directions: the abs() turns maximisation into minimisation", xaxis_title="step", yaxis_title="correct Soft-HGR objective")
+    return book_layout(fig, "Same start, opposite directions: abs() reverses the ascent", xaxis_title="step",
+                       yaxis_title="correct Soft-HGR objective", legend=LEGEND_BELOW)
 
 
 def correlations_figure(true_rhos: np.ndarray, learned: dict[str, np.ndarray], k: int) -> go.Figure:
@@ -256,4 +262,5 @@ def correlations_figure(true_rhos: np.ndarray, learned: dict[str, np.ndarray], k
     for name, rhos in learned.items():
         fig.add_trace(go.Bar(x=index, y=np.asarray(rhos)[:k], name=f"features trained on the {name} loss", marker_color=colors.get(name)))
     fig.update_layout(barmode="group", yaxis_range=[0, 1])
-    return book_layout(fig, "Canonical correlations captured by the learnt features", xaxis_title="canonical pair", yaxis_title="correlation")
+    return book_layout(fig, "Canonical correlations captured by the learnt features", xaxis_title="canonical pair",
+                       yaxis_title="correlation", legend=LEGEND_BELOW)

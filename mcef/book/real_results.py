@@ -257,9 +257,11 @@ def per_class_figure(tables: dict[str, pd.DataFrame]):
         if table["logistic_f1"].notna().all():
             fig.add_bar(x=table["label"], y=table["logistic_f1"].astype(float) * 100, name="logistic regression",
                         marker_color="#F58518", showlegend=col == 1, row=1, col=col)
+    for col in range(1, len(tables) + 1):
+        fig.update_xaxes(title_text="class", row=1, col=col)
     fig.update_yaxes(title_text="test F1 (%)", row=1, col=1)
-    return book_layout(fig, "Test F1 per class: MCEF text-only (mean ± std over seeds) and the context-free baseline",
-                       barmode="group")
+    return book_layout(fig, "Test F1 per class: MCEF text-only and a context-free baseline", barmode="group",
+                       legend=dict(orientation="h", yanchor="top", y=-0.3, x=0))
 
 
 def per_class_display(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:

@@ -19,6 +19,7 @@ import math
 import statistics
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Mapping
 
 import numpy as np
 import pandas as pd
@@ -32,6 +33,7 @@ from mcef.config import ExperimentConfig, with_changes
 from mcef.data.dataset import MODALITIES, DialogueDataset
 
 KINDS = ("zero", "noise", "shuffle")
+LEGEND_BELOW = dict(orientation="h", yanchor="top", y=-0.22, x=0)  # legends under the plot: the text column is narrow
 CONDITION_NAMES = {"clean": "clean", "zero": "missing (zeroed)", "shuffle": "shuffled across utterances",
                    "noise": "Gaussian noise"}
 
@@ -228,6 +230,20 @@ def robustness_findings(summary: pd.DataFrame, trained_without: dict[str, tuple[
     return facts
 
 
+def cost_note(facts: Mapping[str, float | int | str]) -> str:
+    """The sentence after the costs that :func:`robustness_findings` lists: which of them are negative, if any.
+
+    A negative cost is a corrupted score above the clean one; the sentence names those corruptions, or says
+    that every corruption lowered the score."""
+    kinds = {"zero_drop": "zeroing", "shuffle_drop": "shuffling", "noise_drop": "noise on"}
+    negative = [f"{label} {key.rsplit('_', 1)[1]} ({value:+.1f})" for key, value in facts.items()
+                for prefix, label in kinds.items() if key.startswith(prefix + "_") and float(value) < 0]
+    if not negative:
+        return "Every corruption lowers the score."
+    which = negative[0] if len(negative) == 1 else ", ".join(negative[:-1]) + " and " + negative[-1]
+    return f"A negative cost means the score went up under that corruption: {which}."
+
+
 def noise_figure(summary: pd.DataFrame, metric: str = "weighted_f1") -> go.Figure:
     """Test ``metric`` against the noise scale, one line per corrupted modality (scale 0 = clean), mean ± std."""
     clean = summary[summary["condition"] == "clean"]
@@ -240,8 +256,9 @@ def noise_figure(summary: pd.DataFrame, metric: str = "weighted_f1") -> go.Figur
                                  line_color=MODALITY_COLORS.get(modality),
                                  error_y=dict(type="data", array=error, visible=True)))
     fig.update_xaxes(title="noise std / feature std (0 = clean)")
-    return book_layout(fig, f"Test {metric.replace('_', ' ')} when one modality gets Gaussian noise",
-                       yaxis_title=f"test {metric.replace('_', ' ')} (mean ± std over seeds)")
+    label = metric.replace("_", " ").replace("f1", "F1")
+    return book_layout(fig, f"Test {label} when one modality gets Gaussian noise",
+                       yaxis_title=f"test {label} (mean ± std over seeds)", legend=LEGEND_BELOW)
 
 
 def trained_without(without: dict[str, list[BookRun]], metric: str = "weighted_f1") -> dict[str, tuple[float, float]]:
@@ -271,7 +288,8 @@ def missing_figure(summary: pd.DataFrame, trained_without: dict[str, tuple[float
     fig.add_hline(y=clean, line_dash="dash", annotation_text="all modalities, clean")
     fig.update_layout(barmode="group")
     return book_layout(fig, "A missing or shuffled modality at test time", xaxis_title="modality affected",
-                       yaxis_title=f"test {metric.replace('_', ' ')} (mean ± std over seeds)")
+                       yaxis_title=f"test {metric.replace('_', ' ').replace('f1', 'F1')} (mean ± std over seeds)",
+                       legend=LEGEND_BELOW)
 
 
 # ----------------------------------------------------------------------------- efficiency
@@ -365,4 +383,4 @@ def efficiency_figure(table: pd.DataFrame) -> go.Figure:
     fig.update_layout(barmode="group")
     fig.update_yaxes(type="log")
     return book_layout(fig, "Seconds per training epoch (IEMOCAP-shaped data)", xaxis_title="configuration",
-                       yaxis_title="seconds per epoch (log scale)")
+                       yaxis_title="seconds per epoch (log scale)", legend=dict(title="device"))

@@ -88,8 +88,9 @@ def chapters(root: Path | None = None) -> list[Chapter]:
 
     def walk(node) -> None:
         if isinstance(node, dict):
-            if isinstance(node.get("file"), str):
-                files.append(node["file"])
+            for key in ("root", "file"):  # the opening page may be a chapter too
+                if isinstance(node.get(key), str):
+                    files.append(node[key])
             for value in node.values():
                 walk(value)
         elif isinstance(node, list):
@@ -125,6 +126,25 @@ def _files_under(path: Path) -> list[Path]:
     if path.is_file():
         return [path]
     return sorted(p for p in path.rglob("*") if p.is_file() and "__pycache__" not in p.parts) if path.is_dir() else []
+
+
+def _hide_injected_parameters(executed: Path) -> None:
+    """Tag papermill's injected-parameters cell ``remove-cell``: myst-nb removes cells by these tags only, and the
+    cell (with an absolute build path) is no part of a page."""
+    import nbformat
+
+    notebook = nbformat.read(executed, as_version=4)
+    for cell in notebook.cells:
+        tags = cell.metadata.get("tags", [])
+        if "injected-parameters" in tags and "remove-cell" not in tags:
+            cell.metadata["tags"] = [*tags, "remove-cell"]
+    nbformat.write(notebook, executed)
+
+
+def _committed_files(path: Path) -> list[Path]:
+    """The files under ``path`` that results consist of: not checkpoints (``*.pt``, never committed, rewritten while
+    a run trains), locks or temporaries (dot files)."""
+    return [p for p in _files_under(path) if p.suffix != ".pt" and not p.name.startswith(".")]
 
 
 @functools.lru_cache(maxsize=4096)
@@ -197,7 +217,7 @@ def stamp_for(chapter: Chapter, parameters: dict, root: Path | None = None) -> d
         "parameters": parameters,
         "library_sha256": library_digest(root),
         "data_sha256": data_digest(parameters.get("data", ""), root) if inputs.data else None,
-        "reads_sha256": {path: _digest_files(_files_under(root / path), root) for path in inputs.reads},
+        "reads_sha256": {path: _digest_files(_committed_files(root / path), root) for path in inputs.reads},
     }
 
 
@@ -309,6 +329,7 @@ def execute_chapter(chapter: Chapter, parameters: dict, root: Path | None = None
         partial.unlink(missing_ok=True)
         raise
     _check_figures(partial, chapter, root)
+    _hide_injected_parameters(partial)
     os.replace(partial, chapter.executed)
     chapter.failed.unlink(missing_ok=True)
     write_json_atomic(chapter.stamp, stamp)
@@ -458,7 +479,8 @@ def add_commands(sub) -> None:
         description="Execute each chapter's notebook (only those whose source, parameters, library, data or "
         "committed results changed), then build the Jupyter Book with warnings as errors.",
     )
-    parser.add_argument("--profile", default="smoke", help="smoke (CI, minutes) | quick (laptop CPU, < 1 h) | full (paper recipe, GPU)")
+    parser.add_argument("--profile", default="smoke", help="smoke (CI, minutes) | quick (laptop CPU, < 1 h) | full (paper "
+                        "recipe, retrains everything, GPU) | results (reads the committed paper-scale runs)")
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda | mps (default: auto)")
     parser.add_argument("--data", default="", help="dataset path for the chapters (default: real data if found, else synthetic)")
     parser.add_argument("--seeds", default="", help="comma-separated seeds (default: the profile's)")
