@@ -391,9 +391,12 @@ class BookHtmlRenderer(MimetypeRenderer):
 
 
 def setup_notebook() -> None:
-    """Register the book renderer and make ``plotly_mimetype+mcef_book`` the default (idempotent)."""
+    """Register the book renderer and make ``plotly_mimetype+mcef_book`` the default (idempotent); keep tqdm's
+    "IProgress not found" out of the pages (a kernel without ipywidgets draws text progress bars instead, which is
+    all the book needs: the sentence encoder and the training loop import tqdm.auto)."""
     pio.renderers[RENDERER] = BookHtmlRenderer()
     pio.renderers.default = DEFAULT_RENDERERS
+    warnings.filterwarnings("ignore", message="IProgress not found")
 
 
 setup_notebook()
