@@ -46,12 +46,13 @@ def package_version() -> str:
         return "unknown"
 
 
-def _pop(mapping: dict, dotted: str):
+def _parent(mapping: dict, dotted: str) -> tuple[dict, str]:
+    """(the dict holding the dotted field ``a.b.c``, its last name ``c``); an empty dict when a parent is absent."""
     *parents, leaf = dotted.split(".")
     node = mapping
     for part in parents:
         node = node.get(part, {})
-    return node.pop(leaf, None)
+    return node, leaf
 
 
 def defining_fields(config: ExperimentConfig | dict) -> dict:
@@ -60,12 +61,10 @@ def defining_fields(config: ExperimentConfig | dict) -> dict:
     any other value of it defines a new run)."""
     mapping = config_to_dict(config) if isinstance(config, ExperimentConfig) else json.loads(json.dumps(config))
     for dotted in NON_DEFINING:
-        _pop(mapping, dotted)
+        node, leaf = _parent(mapping, dotted)
+        node.pop(leaf, None)
     for dotted, legacy in ADDED_FIELDS.items():
-        *parents, leaf = dotted.split(".")
-        node = mapping
-        for part in parents:
-            node = node.get(part, {})
+        node, leaf = _parent(mapping, dotted)
         if leaf in node and node[leaf] == legacy:
             del node[leaf]
     return mapping

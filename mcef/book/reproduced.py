@@ -8,7 +8,6 @@ trained by this page. A claim whose runs are not in the store says so and names 
 
 from __future__ import annotations
 
-import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,8 +61,8 @@ def paper_scale_runs(profile: str = "results", root: str | Path | None = None) -
 
 
 def _spread(summaries: list[dict], key: str, metric: str) -> str:
-    values = [s[key][metric] for s in summaries]
-    return mean_std(statistics.mean(values), statistics.stdev(values) if len(values) > 1 else None)
+    """``"mean ± std"`` (percent) of ``summaries[i][key][metric]``, the way chapter 7 reports it."""
+    return mean_std(*real_results._stats([s[key][metric] for s in summaries]))
 
 
 def training_claims(summaries: list[dict], n_seeds: int, produce: str) -> list[Claim]:
@@ -113,8 +112,7 @@ def _store_runs(configs, profile: str, root) -> dict[str, list[dict]]:
 
 def _paired_gain(ours: list[dict], other: list[dict]) -> str:
     """Mean ± std over seeds of ours - other in test weighted F1 (points), seeds paired in order."""
-    gains = [a["test"]["weighted_f1"] - b["test"]["weighted_f1"] for a, b in zip(ours, other)]
-    return mean_std(statistics.mean(gains), statistics.stdev(gains) if len(gains) > 1 else None)
+    return mean_std(*real_results._stats([a["test"]["weighted_f1"] - b["test"]["weighted_f1"] for a, b in zip(ours, other)]))
 
 
 def ablation_claims(profile: str = "results", root: str | Path | None = None) -> list[Claim]:
