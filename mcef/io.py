@@ -15,10 +15,12 @@ import io
 import json
 import os
 import shutil
+import signal
 import tempfile
+import threading
 import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 try:
     import fcntl
@@ -92,27 +94,80 @@ def make_temporary(target: str | os.PathLike, *, directory: bool = False,
 
     Returns its path and the descriptor holding the lock (None without flock); :func:`release` it when done (after
     the rename: the lock then sits on the target's inode and goes with the close). OSError as :class:`StorageError`.
+    A Ctrl-C while it runs leaves no temporary behind.
     """
     target = Path(target)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         while True:
-            if directory:
-                path = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=suffix, dir=target.parent))
-                fd = os.open(path, os.O_RDONLY) if fcntl is not None else None
-            else:
-                fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix, dir=target.parent)
-                path = Path(name)
-                if fcntl is None:
-                    os.close(fd)
-                    fd = None
-            if fd is None:
-                return path, None
-            if not flock(fd, fcntl.LOCK_EX) or same_file(path, fd):  # not removed by a cleaner before our lock
-                return path, fd
+            release_interrupts = _hold_interrupts()
+            try:
+                path, fd = _create(target, directory, suffix)
+            except BaseException:
+                release_interrupts()
+                raise
+            try:
+                release_interrupts()  # a Ctrl-C that came meanwhile is raised here, where the except removes
+                if fd is None or not flock(fd, fcntl.LOCK_EX) or same_file(path, fd):  # not removed by a cleaner
+                    return path, fd
+            except BaseException:
+                _discard(path, fd)
+                raise
             os.close(fd)
     except OSError as err:
         raise storage_error(target, err) from None
+
+
+# Held back while a temporary is created, so that none lands between the file's creation and this process knowing
+# its name (tempfile's Python code runs in between). A handler that records it is installed rather than a signal
+# mask blocking it: a process-directed signal that one thread blocks goes to another thread, whose handler call the
+# main thread would then raise anywhere.
+INTERRUPTS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM") if hasattr(signal, name))
+
+
+def _hold_interrupts() -> Callable[[], None]:
+    """Record Ctrl-C (and SIGTERM where Python handles it) instead of raising it; returns the function that puts
+    the handlers back and then raises what was recorded. Only the main thread, where Python raises them, holds."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    recorded: list[tuple[int, Any]] = []
+    previous = {sig: signal.getsignal(sig) for sig in INTERRUPTS}
+    previous = {sig: handler for sig, handler in previous.items() if callable(handler)}  # not SIG_DFL / SIG_IGN
+
+    def put_back() -> None:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        for signum, frame in recorded:
+            previous[signum](signum, frame)
+
+    try:
+        for sig in previous:
+            signal.signal(sig, lambda signum, frame: recorded.append((signum, frame)))
+    except BaseException:  # a signal raised by a handler not yet replaced: the replaced ones go back first
+        put_back()
+        raise
+    return put_back
+
+
+def _create(target: Path, directory: bool, suffix: str) -> tuple[Path, int | None]:
+    """One new temporary beside ``target`` and a descriptor of it to lock (None without flock)."""
+    if directory:
+        path = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=suffix, dir=target.parent))
+        return path, (os.open(path, os.O_RDONLY) if fcntl is not None else None)
+    fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix, dir=target.parent)
+    if fcntl is None:
+        os.close(fd)
+        return Path(name), None
+    return Path(name), fd
+
+
+def _discard(path: Path, fd: int | None) -> None:
+    """Close and remove a temporary of :func:`_create` that will not be used."""
+    release(fd)
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
 
 
 def release(fd: int | None) -> None:

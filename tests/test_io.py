@@ -1,6 +1,7 @@
 """Atomic writes: the result looks like a plain write, a failure leaves neither the file nor a temporary."""
 
 import os
+import signal
 import stat
 
 import pytest
@@ -38,6 +39,40 @@ def test_failed_write_is_a_storage_error_naming_the_target(tmp_path, monkeypatch
         write_json_atomic(tmp_path / "a.json", {"v": 1})
     assert isinstance(caught.value, OSError) and isinstance(caught.value, ValueError)
     assert caught.value.errno == errno.ENOSPC
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("directory", [False, True])
+def test_ctrl_c_while_a_temporary_is_created_leaves_none(tmp_path, monkeypatch, directory):
+    """A Ctrl-C that lands just after tempfile made the file (before its name is known here, where the CI run once
+    caught one) is held until the temporary can be removed, then raised."""
+    import tempfile
+
+    from mcef.io import make_temporary
+
+    real = tempfile.mkdtemp if directory else tempfile.mkstemp
+
+    def interrupted(*args, **kwargs):
+        made = real(*args, **kwargs)
+        os.kill(os.getpid(), signal.SIGINT)  # Python raises it at its next check, inside tempfile's own code
+        return made
+
+    monkeypatch.setattr(tempfile, "mkdtemp" if directory else "mkstemp", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        make_temporary(tmp_path / "best.pt", directory=directory)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_ctrl_c_while_a_temporary_is_locked_leaves_none(tmp_path, monkeypatch):
+    import mcef.io
+    from mcef.io import make_temporary
+
+    def interrupted(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(mcef.io, "flock", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        make_temporary(tmp_path / "best.pt")
     assert list(tmp_path.iterdir()) == []
 
 
