@@ -1,7 +1,7 @@
 # The three commands a user needs; README.md shows them.
 VENV ?= .venv
 PYTHON ?= $(VENV)/bin/python
-PROFILE ?= smoke
+PROFILE ?= results
 DATA ?=
 
 .PHONY: setup test book clean results-runs

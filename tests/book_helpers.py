@@ -26,7 +26,7 @@ ablation_run:
   changes: {model: {modalities: [text, audio, visual], hidden: 8, dropout: 0.0},
             train: {epochs: 1, lr: 0.001, batch_size: 4, early_stopping: 0, record_oracle_test: false,
                     checkpoint_every: 1}}
-ablations: {kl: 0.1}
+ablations: {kl: 0.1, n_seeds: 1}
 efficiency: {noise_scales: [1.0, 4.0], draws: 2, bench_recipe: configs/paper.yaml, bench_hidden: 8, bench_epochs: 1,
              bench_warmup: 0, bench_memory: false, fusions: [equal, sdt, concat, late]}
 real_text: {artifacts: book/results/real_text, configs: [configs/real/iemocap_text.yaml, configs/real/meld_text.yaml],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -120,7 +121,10 @@ def test_dialogue_attention(tiny_model, tiny_dataset):
     assert len(snapshot.labels) == len(snapshot.predictions) == len(snapshot.speakers) == T
     for weights in snapshot.attention.values():
         np.testing.assert_allclose(weights.sum(-1), 1.0, rtol=1e-5)
-    np.testing.assert_allclose(snapshot.modality_weights().sum(1), 1.0, rtol=1e-5)
+    np.testing.assert_allclose(snapshot.fusion_weights.sum(1), 1.0, rtol=1e-5)
+    again = arch.DialogueAttention.from_json(json.loads(json.dumps(snapshot.to_json())))
+    assert again.labels == snapshot.labels and again.attention.keys() == snapshot.attention.keys()
+    np.testing.assert_allclose(again.fusion_weights, snapshot.fusion_weights)
     summary = arch.attention_summary(snapshot).set_index("block")
     assert summary.loc["uniform", "relative_entropy"] == pytest.approx(1.0)
     assert ((summary["relative_entropy"] > 0) & (summary["relative_entropy"] <= 1 + 1e-6)).all()
@@ -131,19 +135,35 @@ def test_dialogue_attention(tiny_model, tiny_dataset):
 
 
 @pytest.mark.slow
-def test_trained_model_is_the_training_chapters_run_from_the_store(tiny_dataset, tmp_path, book_root):
-    model, run = arch.trained_model(tiny_dataset, "tiny", run_root=tmp_path, seed=0, device="cpu", root=book_root)
-    assert run.origin == "trained now" and model.config.hidden == 16
-    assert arch.run_facts(model, run)["run_origin"].startswith("trained now by this chapter")
+def test_training_run_is_the_training_chapters_run_and_its_attention_outlives_its_weights(tiny_dataset, tmp_path, book_root):
+    from mcef.book.common import STORE_FILE, MissingResults, training_runs
+    from mcef.evaluate import load_run
+
+    run, = training_runs("tiny", tiny_dataset, [0], tmp_path, device="cpu", root=book_root)
+    assert run.origin == "trained now" and run.config.model.hidden == 16
+    assert arch.run_facts(run)["run_origin"].startswith("trained now by this chapter")
+    dialogue_id = arch.pick_dialogue(tiny_dataset, "test")
+    snapshot = arch.run_attention(run, tiny_dataset, dialogue_id, device="cpu")
+    _, model, _ = load_run(run.run_dir, device="cpu")
+    direct = arch.dialogue_attention(model, tiny_dataset, dialogue_id)
+    np.testing.assert_allclose(snapshot.attention["text<-audio"], direct.attention["text<-audio"], rtol=1e-6)
+    assert (run.run_dir / "derived" / "attention.json").is_file()
     # the training chapter's run of the same config is the same run: found by its digest, wherever it lies
     moved = tmp_path / "elsewhere" / "renamed"
     moved.parent.mkdir()
     shutil.move(str(run.run_dir), moved)
-    again, found = arch.trained_model(tiny_dataset, "tiny", run_root=tmp_path, seed=0, device="cpu", root=book_root)
+    found, = training_runs("tiny", tiny_dataset, [0], tmp_path, device="cpu", root=book_root)
     assert found.origin == "loaded" and found.run_dir == moved
-    assert arch.run_facts(again, found)["run_origin"] == "read from the run store"
-    for a, b in zip(model.state_dict().values(), again.state_dict().values()):
-        torch.testing.assert_close(a, b)
+    assert arch.run_facts(found)["run_origin"].startswith(f"read from the run store {tmp_path} (trained on cpu on ")
+    # committed results carry no weights: the stored maps are read, never recomputed
+    (tmp_path / STORE_FILE).write_text("read_only: true\nproduce: make results-runs\n")
+    for weights in moved.glob("*.pt"):
+        weights.unlink()
+    again = arch.run_attention(found, tiny_dataset, dialogue_id, device="cpu")
+    np.testing.assert_allclose(again.fusion_weights, snapshot.fusion_weights)
+    other = next(d for d in tiny_dataset.splits["test"] if d != dialogue_id)
+    with pytest.raises(MissingResults, match=r"STALE: .*attention\.json was computed with settings .*not here.*`make results-runs`"):
+        arch.run_attention(found, tiny_dataset, other, device="cpu")
 
 
 def test_book_data_without_three_modalities_uses_synthetic(tmp_path, monkeypatch):

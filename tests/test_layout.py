@@ -16,7 +16,7 @@ import mcef
 
 PACKAGE = Path(mcef.__file__).resolve().parent
 BOOK = PACKAGE / "book"
-SHARED = {"__init__", "common", "runner", "tables"}  # the book's modules that are not chapters
+SHARED = {"__init__", "common", "derived", "runner", "tables"}  # the book's modules that are not chapters
 SUMMARY = "reproduced"  # the opening page: it reads what the chapters' modules compute (no chapter imports it)
 CHAPTERS = sorted(p.stem for p in BOOK.glob("*.py") if p.stem not in SHARED | {SUMMARY})
 CORE = sorted(m.name for m in pkgutil.walk_packages([str(PACKAGE)], "mcef.") if not m.name.startswith("mcef.book"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import shutil
 import warnings
 from dataclasses import replace
 from types import SimpleNamespace
@@ -107,6 +108,25 @@ def test_robustness_table_covers_every_condition_and_summarises_over_seeds(text_
     assert robustness.noise_figure(summary).data and robustness.missing_figure(summary, {"text": (0.5, 0.1)}).data
 
 
+def test_robustness_scores_are_the_tables_rows_stored_beside_each_run(text_only_run, tmp_path):
+    from mcef.book.common import BookRun
+    from mcef.runs import read_run
+
+    dataset, trained = text_only_run
+    run_dir = tmp_path / "run"
+    shutil.copytree(trained, run_dir)
+    config, _, _ = load_run(run_dir, device="cpu")
+    run = BookRun(config=config, run_dir=run_dir, summary=read_run(run_dir).summary, origin="loaded")
+    settings = efficiency(noise_scales=(4.0,), draws=1)
+    scores = robustness.robustness_scores([run], dataset, settings, device="cpu")
+    direct = robustness.robustness_table({run.seed: run_dir}, dataset, settings, device="cpu")
+    pd.testing.assert_frame_equal(scores, direct)
+    for weights in run_dir.glob("*.pt"):
+        weights.unlink()  # as in the committed results: the stored rows are read, the model is not needed
+    again = robustness.robustness_scores([run, run], dataset, settings, device="cpu")
+    pd.testing.assert_frame_equal(again.iloc[: len(scores)].reset_index(drop=True), scores)
+
+
 def test_efficiency_table_has_a_row_per_configuration_and_the_reference_comparison(tiny_dataset):
     settings = efficiency(bench_hidden=8, bench_epochs=1, bench_warmup=0, bench_memory=False)
     table, comparisons = robustness.efficiency_table(settings, ["cpu"], dataset=tiny_dataset, root=REPO)
@@ -170,12 +190,14 @@ def fake_summary():
 
 def test_robustness_findings_and_display_quote_the_summary():
     summary, settings = fake_summary()
-    facts = robustness.robustness_findings(summary, {"text": (0.5, 0.0), "audio": (0.5, 0.0)}, settings.noise_scales)
+    facts = robustness.robustness_findings(summary, settings.noise_scales)
     assert facts["clean_wf1"] == pytest.approx(0.605)
     assert facts["zero_drop_text"] == pytest.approx(20.0) and facts["zero_drop_audio"] == pytest.approx(5.0)
     assert facts["noise_drop_text"] == pytest.approx(10.0) and facts["shuffle_drop_audio"] == pytest.approx(2.0)
     assert (facts["most_needed"], facts["least_needed"], facts["top_scale"]) == ("text", "audio", 4.0)
-    assert facts["zeroed_text"] == pytest.approx(0.405) and facts["retrained_better"] == 1  # text only
+    retrained = robustness.retraining_findings(summary, {"text": (0.5, 0.0), "audio": (0.5, 0.0)})
+    assert retrained["zeroed_text"] == pytest.approx(0.405) and retrained["retrained_better"] == 1  # text only
+    assert retrained["same_size_clean_wf1"] == pytest.approx(0.605) and retrained["without_audio"] == 0.5
     shown = robustness.robustness_display(summary)
     assert list(shown.columns) == robustness.ROBUSTNESS_SHOWN and shown.index.names == ["modality", "condition", "scale"]
     assert shown.loc[("text", robustness.CONDITION_NAMES["zero"], 0.0), "weighted_f1_std"] == pytest.approx(0.007)

@@ -25,7 +25,8 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from mcef.book.common import BookRun, book_layout, run_config, run_figures, section_settings, train_or_reuse
+from mcef.book.common import (BookRun, book_layout, load_profile, run_config, run_figures, section_settings,
+                               train_or_reuse)
 from mcef.config import ExperimentConfig, config_to_dict, with_changes
 from mcef.data.dataset import MODALITIES, DialogueDataset
 from mcef.experiments import aggregate, mean_std
@@ -42,11 +43,20 @@ class AblationSettings:
     """What the grid adds to the base config (profile section ``ablations``; every field given there)."""
 
     kl: float  # weight of SDT's KL term in "+ SDT KL" (the modality CE's weight: SDT weighs the two alike)
+    n_seeds: int  # seeds per variant: each seed trains every distinct configuration (14 runs)
 
 
 def ablation_settings(profile: str, root: str | Path | None = None) -> AblationSettings:
     """The :class:`AblationSettings` of ``profile``."""
     return section_settings(profile, "ablations", AblationSettings, root)
+
+
+def variant_seeds(profile: str, seeds: str | int | None = "", root: str | Path | None = None) -> list[int]:
+    """The seeds every variant is trained with: ``seeds`` ("0,1,2" or an int) when given, else
+    ``range(n_seeds)`` of the profile's ``ablations`` section."""
+    if seeds is not None and seeds != "":
+        return load_profile(profile, root).seeds(seeds)
+    return list(range(ablation_settings(profile, root).n_seeds))
 
 
 def base_config(profile: str, *, device: str = "auto", root: str | Path | None = None) -> ExperimentConfig:

@@ -7,7 +7,7 @@
   recorded with forward hooks (the model is run, never re-implemented).
 - :func:`dialogue_attention`: one dialogue through the model with ``return_attention=True``: attention maps of
   every block and the modality weights of the gated fusion; :func:`attention_summary` condenses them.
-- :func:`trained_model`: the training chapter's run, read from the run store by its digest (trained when missing).
+- :func:`run_attention`: the attention and fusion weights of a trained run on one dialogue, stored beside it.
 - Figures of the chapter: :func:`parameter_bars`, :func:`attention_grid`, :func:`gate_plot`.
 """
 
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from fractions import Fraction
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -23,7 +22,7 @@ import plotly.graph_objects as go
 import torch
 from plotly.subplots import make_subplots
 
-from mcef.book.common import MODALITY_COLORS, BookRun, book_layout, check, run_config, train_or_reuse
+from mcef.book.common import MODALITY_COLORS, BookRun, book_layout, check
 from mcef.data.batch import Batch
 from mcef.data.dataset import MODALITIES, DialogueDataset
 from mcef.model import MCEF, MCEFConfig, MCEFOutput, count_parameters
@@ -298,19 +297,30 @@ def run_with_attention(model: MCEF, batch: Batch) -> MCEFOutput:
 
 @dataclass
 class DialogueAttention:
-    """Attention and gate weights of one dialogue, as numpy arrays."""
+    """Attention and fusion weights of one dialogue, as numpy arrays (what the chapter shows: heads and features
+    averaged, small enough to be stored beside a run whose weights are not committed)."""
 
     dialogue_id: str
     modalities: tuple[str, ...]
     labels: list[str]  # true emotion of each utterance
     predictions: list[str]  # the fused head's prediction
     speakers: list[str]
-    attention: dict[str, np.ndarray]  # "target<-source" -> (heads, T, T); row = query utterance, column = key
-    gates: np.ndarray | None  # (T, M, H) softmax weights of the gated fusion (None for concat/late)
+    attention: dict[str, np.ndarray]  # "target<-source" -> (T, T) mean over heads; row = query utterance, column = key
+    fusion_weights: np.ndarray | None  # (T, M) softmax fusion weight of each modality, mean over the H features
 
-    def modality_weights(self) -> np.ndarray:
-        """(T, M): the fusion weight of each modality per utterance, averaged over the H features."""
-        return self.gates.mean(axis=2)
+    def to_json(self) -> dict:
+        """A JSON form (:func:`mcef.book.derived.from_weights` stores it); :meth:`from_json` reads it back."""
+        return {"dialogue_id": self.dialogue_id, "modalities": list(self.modalities), "labels": self.labels,
+                "predictions": self.predictions, "speakers": self.speakers,
+                "attention": {block: weights.tolist() for block, weights in self.attention.items()},
+                "fusion_weights": None if self.fusion_weights is None else self.fusion_weights.tolist()}
+
+    @classmethod
+    def from_json(cls, value: dict) -> DialogueAttention:
+        weights = value["fusion_weights"]
+        return cls(value["dialogue_id"], tuple(value["modalities"]), value["labels"], value["predictions"],
+                   value["speakers"], {block: np.asarray(w) for block, w in value["attention"].items()},
+                   None if weights is None else np.asarray(weights))
 
 
 def pick_dialogue(dataset: DialogueDataset, split: str = "test") -> str:
@@ -325,14 +335,15 @@ def dialogue_attention(model: MCEF, dataset: DialogueDataset, dialogue_id: str) 
     dialogue = dataset.dialogues[dialogue_id]
     output = run_with_attention(model, dialogue_batch(dataset, dialogue_id, model.config.modalities))
     predictions = output.fused_logits[0].argmax(-1).cpu().numpy()
+    gates = None if output.gates is None else output.gates[0].float().cpu().numpy()  # (T, M, H)
     return DialogueAttention(
         dialogue_id=dialogue_id,
         modalities=model.config.modalities,
         labels=[dataset.label_names[i] for i in dialogue.labels],
         predictions=[dataset.label_names[i] for i in predictions],
         speakers=[dataset.speaker_names[i] for i in dialogue.speakers],
-        attention={k: w[0].float().cpu().numpy() for k, w in output.attention.items()},
-        gates=None if output.gates is None else output.gates[0].float().cpu().numpy(),
+        attention={k: w[0].float().mean(dim=0).cpu().numpy() for k, w in output.attention.items()},  # (T, T)
+        fusion_weights=None if gates is None else gates.mean(axis=2),  # (T, M)
     )
 
 
@@ -342,7 +353,7 @@ def attention_summary(snapshot: DialogueAttention) -> pd.DataFrame:
     ``uniform``, is what attention spread evenly over the dialogue would give."""
     T = len(snapshot.labels)
     distance = np.abs(np.arange(T)[:, None] - np.arange(T)[None, :])  # (T, T)
-    maps = {block: weights.mean(axis=0) for block, weights in snapshot.attention.items()}
+    maps = dict(snapshot.attention)
     maps["uniform"] = np.full((T, T), 1.0 / T)
     rows = []
     for block, weights in maps.items():
@@ -363,27 +374,26 @@ def attention_summary(snapshot: DialogueAttention) -> pd.DataFrame:
 # ----------------------------------------------------------------------------- the chapter's model
 
 
-def trained_model(dataset: DialogueDataset, profile: str, *, run_root: str | Path, seed: int, device: str = "auto",
-                  root: str | Path | None = None) -> tuple[MCEF, BookRun]:
-    """The training chapter's run of ``seed`` on ``dataset`` (profile section ``training_run``) and its model.
-
-    The run is looked up in the run store by its digest (config, data, package version): found when chapter 04 or
-    an earlier execution trained it, else trained now (chapter 04 then reuses it). The model is the checkpoint
-    selected on validation, loaded by :func:`mcef.evaluate.load_run`.
-    """
+def run_attention(run: BookRun, dataset: DialogueDataset, dialogue_id: str, *, device: str = "auto") -> DialogueAttention:
+    """:func:`dialogue_attention` of ``run``'s checkpoint selected on validation, stored beside the run (the
+    committed store has no weights: :func:`mcef.book.derived.from_weights`)."""
+    from mcef.book.derived import from_weights
     from mcef.evaluate import load_run
 
-    config = run_config(profile, "training_run", device=device, root=root)
-    run = train_or_reuse([config], [seed], dataset, run_root)[0]
-    _, model, _ = load_run(run.run_dir, device=device)
-    return model, run
+    def compute() -> dict:
+        _, model, _ = load_run(run.run_dir, device=device)
+        return dialogue_attention(model, dataset, dialogue_id).to_json()
+
+    return DialogueAttention.from_json(from_weights(run, "attention", {"dialogue_id": dialogue_id}, compute))
 
 
-def run_facts(model: MCEF, run: BookRun) -> dict[str, float | int | str]:
+def run_facts(run: BookRun) -> dict[str, float | int | str]:
     """What the chapter says about the run its model comes from, keyed by its glue names."""
-    origin = ("read from the run store" if run.origin == "loaded"
+    made = run.summary["provenance"]
+    origin = (f"read from the run store {run.run_dir.parent.parent} (trained on {made['device']} on "
+              f"{made['date'][:10]}, commit {made['git_commit'][:7]})" if run.origin == "loaded"
               else f"{run.origin} by this chapter (chapter 4 reads it from the run store)")
-    return {"run_origin": origin, "run_hidden": model.config.hidden, "run_epochs": int(run.summary["epochs_run"]),
+    return {"run_origin": origin, "run_hidden": run.config.model.hidden, "run_epochs": int(run.summary["epochs_run"]),
             "run_selected": int(run.summary["selected_epoch"]),
             "run_valid_wf1": float(run.summary["valid"]["weighted_f1"])}
 
@@ -418,7 +428,7 @@ def attention_grid(snapshot: DialogueAttention, title: str | None = None) -> go.
               f"{snapshot.labels[j]})" for j in range(len(snapshot.labels))] for i in range(len(snapshot.labels))]  # fmt: skip
     for r, target in enumerate(names, start=1):
         for c, source in enumerate(names, start=1):
-            weights = snapshot.attention[f"{target}<-{source}"].mean(axis=0)  # (T, T)
+            weights = snapshot.attention[f"{target}<-{source}"]  # (T, T)
             fig.add_trace(
                 go.Heatmap(
                     z=weights, coloraxis="coloraxis", text=hover,
@@ -436,7 +446,7 @@ def attention_grid(snapshot: DialogueAttention, title: str | None = None) -> go.
 
 def gate_plot(snapshot: DialogueAttention, title: str | None = None) -> go.Figure:
     """Fusion weight of each modality per utterance (mean over features; they sum to 1 per utterance)."""
-    weights = snapshot.modality_weights()  # (T, M)
+    weights = snapshot.fusion_weights  # (T, M)
     x = np.arange(len(snapshot.labels))
     hover = [f"utterance {i} ({snapshot.speakers[i]})<br>label {snapshot.labels[i]}, predicted {snapshot.predictions[i]}" for i in x]
     fig = go.Figure()

@@ -248,6 +248,13 @@ def train_or_reuse(configs: Iterable[ExperimentConfig], seeds: Iterable[int], da
     return found_runs
 
 
+def training_runs(profile: str, dataset: DialogueDataset, seeds: Iterable[int], run_root: str | Path, *,
+                  device: str = "auto", root: str | Path | None = None) -> list[BookRun]:
+    """The training chapter's runs (profile section ``training_run``) of ``seeds`` on ``dataset``, by
+    :func:`train_or_reuse`: chapters 2 and 6 read the very runs chapter 4 reports."""
+    return train_or_reuse([run_config(profile, "training_run", device=device, root=root)], seeds, dataset, run_root)
+
+
 def run_figures(run: BookRun) -> dict:
     """The row :func:`mcef.experiments.collect` makes of a run (its name as ``config``, its seed, every figure of
     :data:`mcef.experiments.RUN_FIGURES`), for :func:`mcef.experiments.aggregate`."""

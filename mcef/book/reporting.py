@@ -414,6 +414,43 @@ def silhouette(vectors: np.ndarray, labels: np.ndarray) -> float:
 # ----------------------------------------------------------------------------- figures
 
 
+@dataclass(frozen=True)
+class FusedMap:
+    """Chapter 4's map of one run's fused representation: what the page shows of it, small enough to be stored
+    beside a run whose weights are not committed."""
+
+    points: np.ndarray  # (n, 2) t-SNE coordinates of the drawn test utterances
+    labels: np.ndarray  # (n,) their true class index
+    predictions: np.ndarray  # (n,) the fused head's class index
+    dim: int  # H of the fused vectors
+    accuracy: float  # of every test utterance, run again (checked against the run's summary)
+    silhouette_fused: float  # of the true classes, in the fused space, on the drawn utterances
+    silhouette_inputs: float  # the same in the standardised input features of every modality concatenated
+
+
+def fused_map(run: BookRun, dataset: DialogueDataset, *, points: int, perplexity: float, device: str = "auto") -> FusedMap:
+    """:func:`fused_embeddings` of ``run``'s selected checkpoint on the test split, ``points`` of them mapped by
+    :func:`tsne_map` (seeded by the run's seed), and the silhouettes; stored beside the run
+    (:func:`mcef.book.derived.from_weights`: the committed results carry no weights)."""
+    from mcef.book.derived import from_weights
+    from mcef.evaluate import load_run
+
+    def compute() -> dict:
+        _, model, _ = load_run(run.run_dir, device=device)
+        embeddings = fused_embeddings(model, dataset, "test", batch_size=run.config.train.batch_size)
+        chosen = subsample(len(embeddings.labels), points, seed=run.seed)
+        inputs = input_features(dataset, embeddings.dialogue_ids, model.config.modalities)
+        labels = embeddings.labels[chosen]
+        return {"points": tsne_map(embeddings.vectors[chosen], perplexity=perplexity, seed=run.seed).tolist(),
+                "labels": labels.tolist(), "predictions": embeddings.predictions[chosen].tolist(),
+                "dim": int(embeddings.vectors.shape[1]), "accuracy": check_recorded_accuracy(embeddings, run.summary),
+                "silhouette_fused": silhouette(embeddings.vectors[chosen], labels),
+                "silhouette_inputs": silhouette(inputs[chosen], labels)}
+
+    value = from_weights(run, "fused_map", {"points": points, "perplexity": perplexity, "split": "test"}, compute)
+    return FusedMap(**{**value, **{k: np.asarray(value[k]) for k in ("points", "labels", "predictions")}})
+
+
 def curves_figure(tidy: pd.DataFrame, selected_epochs: Mapping[int, int] | None = None,
                   title: str = "Every loss term and metric per epoch") -> go.Figure:  # fmt: skip
     """One panel per quantity of :func:`tidy_curves`: train and valid lines, one per seed (later seeds fainter).

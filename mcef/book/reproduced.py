@@ -57,7 +57,7 @@ def paper_scale_runs(profile: str = "results", root: str | Path | None = None) -
     """(summaries of chapter 4's committed runs found by digest, the command that produces missing ones)."""
     config, _ = chapter_configs(profile, device="cpu", root=root)
     store = read_only_store(default_run_root("", profile, root)) or {"produce": "make results-runs"}
-    return _store_runs([config], profile, root)[config.name], store["produce"]
+    return _store_runs([config], load_profile(profile, root).seeds(""), profile, root)[config.name], store["produce"]
 
 
 def _spread(summaries: list[dict], key: str, metric: str) -> str:
@@ -97,11 +97,9 @@ def real_text_claims(profile: str = "results", root: str | Path | None = None) -
     return claims
 
 
-def _store_runs(configs, profile: str, root) -> dict[str, list[dict]]:
-    """Config name -> summaries of its committed runs found by digest, for every seed of ``profile``."""
-    settings = load_profile(profile, root)
-    seeds = settings.seeds("")
-    dataset, _ = load_book_data("", profile, seed=seeds[0], needs=MODALITIES, root=root)
+def _store_runs(configs, seeds: list[int], profile: str, root) -> dict[str, list[dict]]:
+    """Config name -> summaries of its committed runs found by digest, for every one of ``seeds``."""
+    dataset, _ = load_book_data("", profile, seed=load_profile(profile, root).seeds("")[0], needs=MODALITIES, root=root)
     run_root, fingerprint = default_run_root("", profile, root), data_fingerprint(dataset)
     found = {}
     for config in configs:
@@ -122,8 +120,8 @@ def ablation_claims(profile: str = "results", root: str | Path | None = None) ->
     variants = ablations.grid(ablations.base_config(profile, device="cpu", root=root),
                               ablations.ablation_settings(profile, root))
     by_label = {(v.family, v.label): v.config for v in variants}
-    runs = _store_runs(ablations.distinct_configs(variants), profile, root)
-    n_seeds = load_profile(profile, root).n_seeds
+    seeds = ablations.variant_seeds(profile, "", root)
+    runs, n_seeds = _store_runs(ablations.distinct_configs(variants), seeds, profile, root), len(seeds)
     produce = (read_only_store(default_run_root("", profile, root)) or {"produce": "make results-runs"})["produce"]
     pairs = (("equal cross-attention fusion", ("fusion", "equal"), [("fusion", f) for f in ("sdt", "concat", "late")]),
              ("Soft-HGR's benefit", ("loss", "+ Soft-HGR (correct)"), [("loss", "+ modality CE")]))

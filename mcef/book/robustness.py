@@ -165,6 +165,23 @@ def robustness_table(run_dirs: dict[int, str], dataset: DialogueDataset, setting
     return pd.DataFrame(rows)
 
 
+def robustness_scores(runs: list[BookRun], dataset: DialogueDataset, settings: EfficiencySettings, *,
+                      device: str = "auto", split: str = "test") -> pd.DataFrame:
+    """:func:`robustness_table` of every run, each computed once from its selected checkpoint and stored beside it
+    (:func:`mcef.book.derived.from_weights`: the committed results carry no weights)."""
+    from mcef.book.derived import from_weights
+
+    stamp = {"noise_scales": list(settings.noise_scales), "draws": settings.draws, "split": split}
+    frames = []
+    for run in runs:
+        def compute(run: BookRun = run) -> list[dict]:
+            table = robustness_table({run.seed: run.run_dir}, dataset, settings, device=device, split=split)
+            return table.to_dict(orient="records")
+
+        frames.append(pd.DataFrame(from_weights(run, "robustness", stamp, compute)))
+    return pd.concat(frames, ignore_index=True)
+
+
 def summarise_robustness(table: pd.DataFrame) -> pd.DataFrame:
     """Mean, sample std and n over seeds of every condition, with the change from the clean score (paired by seed; negative = worse)."""
     clean = table[table["condition"] == "clean"].set_index("seed")
@@ -199,34 +216,39 @@ def robustness_display(summary: pd.DataFrame) -> pd.DataFrame:
     return shown.set_index(["modality", "condition", "scale"])[ROBUSTNESS_SHOWN]
 
 
-def robustness_findings(summary: pd.DataFrame, trained_without: dict[str, tuple[float, float]],
-                        noise_scales: tuple[float, ...]) -> dict[str, float | int | str]:
+def robustness_findings(summary: pd.DataFrame, noise_scales: tuple[float, ...]) -> dict[str, float | int | str]:
     """What the chapter says about the corruptions, keyed by its glue names.
 
-    Per modality of ``trained_without`` (modality -> (mean, std) of the model trained without it): the cost in
-    points of weighted F1 (clean minus corrupted, ×100) of zeroing, shuffling and the largest noise scale, the
-    zeroed score beside the retrained one; then the modalities whose zeroing costs most and least, and for how
-    many modalities the retrained model scores higher than the full model with that modality zeroed.
+    Per modality of ``summary``: the cost in points of weighted F1 (clean minus corrupted, ×100) of zeroing,
+    shuffling and the largest noise scale; then the modalities whose zeroing costs most and least.
     """
-    modalities = list(trained_without)
+    modalities = [m for m in summary["modality"].unique() if m != "none"]
     top_scale = max(noise_scales)
 
     def cost(modality: str, kind: str, scale: float = 0.0) -> float:
         return -100 * lookup(summary, modality, kind, "change_weighted_f1_mean", scale)
 
     zero_drop = {m: cost(m, "zero") for m in modalities}
-    zeroed = {m: lookup(summary, m, "zero", "weighted_f1_mean") for m in modalities}
-    facts = {"clean_wf1": lookup(summary, "none", "clean", "weighted_f1_mean")}
+    facts = {"clean_wf1": lookup(summary, "none", "clean", "weighted_f1_mean"), "top_scale": float(top_scale)}
     for m in modalities:
         facts[f"zero_drop_{m}"] = float(zero_drop[m])
         facts[f"shuffle_drop_{m}"] = float(cost(m, "shuffle"))
         facts[f"noise_drop_{m}"] = float(cost(m, "noise", top_scale))
-        facts[f"without_{m}"] = float(trained_without[m][0])
-        facts[f"zeroed_{m}"] = zeroed[m]
     facts["most_needed"] = max(zero_drop, key=zero_drop.get)
     facts["least_needed"] = min(zero_drop, key=zero_drop.get)
-    facts["top_scale"] = float(top_scale)
-    facts["retrained_better"] = sum(bool(trained_without[m][0] > zeroed[m]) for m in modalities)
+    return facts
+
+
+def retraining_findings(summary: pd.DataFrame, trained_without: dict[str, tuple[float, float]]) -> dict[str, float | int]:
+    """The full model with a modality zeroed (``summary``, a model of the same size as those of
+    ``trained_without``) against the model trained without it: both scores per modality, the full model's clean
+    score, and for how many modalities the retrained model scores higher."""
+    zeroed = {m: lookup(summary, m, "zero", "weighted_f1_mean") for m in trained_without}
+    facts: dict[str, float | int] = {"same_size_clean_wf1": lookup(summary, "none", "clean", "weighted_f1_mean")}
+    for m in trained_without:
+        facts[f"without_{m}"] = float(trained_without[m][0])
+        facts[f"zeroed_{m}"] = zeroed[m]
+    facts["retrained_better"] = sum(bool(trained_without[m][0] > zeroed[m]) for m in trained_without)
     return facts
 
 
