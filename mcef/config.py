@@ -9,6 +9,7 @@ A config file only lists what differs from the defaults below; ``save_config`` a
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import os
 import types
@@ -147,6 +148,15 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
     raise TypeError(f"unsupported config field type {tp!r} at {where}")
 
 
+def _dataclass_of(tp: Any, value: Any) -> type | None:
+    """The dataclass a field of type ``tp`` holds ``value`` as (``X`` or ``X | None`` given a mapping), else None."""
+    if dataclasses.is_dataclass(tp):
+        return tp
+    if typing.get_origin(tp) in (typing.Union, types.UnionType) and value is not None:
+        return next((o for o in typing.get_args(tp) if dataclasses.is_dataclass(o)), None)
+    return None
+
+
 def _build(cls: type, mapping: Any, source: str, prefix: str = "") -> Any:
     """An instance of dataclass ``cls`` from a (partial) mapping, every key and type checked."""
     if mapping is None:
@@ -166,8 +176,9 @@ def _build(cls: type, mapping: Any, source: str, prefix: str = "") -> Any:
     values = {}
     for name in names:
         if name in mapping:
-            if dataclasses.is_dataclass(hints[name]):
-                values[name] = _build(hints[name], mapping[name], source, f"{prefix}{name}.")
+            nested = _dataclass_of(hints[name], mapping[name])
+            if nested is not None:
+                values[name] = _build(nested, mapping[name], source, f"{prefix}{name}.")
             else:
                 values[name] = _coerce(mapping[name], hints[name], f"{source}: {prefix}{name}")
     try:
@@ -232,6 +243,7 @@ def _check(config: ExperimentConfig, where: str) -> ExperimentConfig:
     if data.synthetic:
         _check_synthetic(data.synthetic, where)
     _check_data_source(data, where)
+    _check_text(data.text, where)
     if not config.name or "/" in config.name or config.name in (".", ".."):
         raise ConfigError(f"{where}: name must be a plain directory name, got {config.name!r}")
     return config
@@ -264,6 +276,31 @@ def _check_data_source(data: DataConfig, where: str) -> None:
                               f"{data.labels!r}; expected data.labels: {kind}")
     if data.text_layer not in TEXT_LAYERS:
         raise ConfigError(f"{where}: data.text_layer: expected one of {list(TEXT_LAYERS)}, got {data.text_layer!r}")
+
+
+def _check_text(text, where: str) -> None:
+    """data.text: a window only with context "window"; fine-tuning sizes in range, weightings known."""
+    for side in ("window_before", "window_after"):
+        if getattr(text, side) < 0:
+            raise ConfigError(f"{where}: data.text.{side} must be >= 0, got {getattr(text, side)}")
+        if getattr(text, side) and text.context != "window":
+            raise ConfigError(f"{where}: data.text.{side} is {getattr(text, side)} but data.text.context is "
+                              f"{text.context!r}; expected context: window")
+    tune = text.finetune
+    if tune is None:
+        return
+    for key in ("epochs", "batch_size", "max_seq_length", "bucket_batches"):
+        _number_in(getattr(tune, key), f"data.text.finetune.{key}", where, low=1)
+    for key in ("lr", "head_lr"):
+        _number_in(getattr(tune, key), f"data.text.finetune.{key}", where, low=0.0, low_open=True)
+    _number_in(tune.warmup, "data.text.finetune.warmup", where, low=0.0, high=1.0)
+    _number_in(tune.weight_decay, "data.text.finetune.weight_decay", where, low=0.0)
+    _number_in(tune.early_stopping, "data.text.finetune.early_stopping", where, low=0)
+    _number_in(tune.seed, "data.text.finetune.seed", where, low=0, high=SEED_MAX, high_open=False)
+    odd = [w for w in tune.class_weights if w not in ("none", "train")]
+    if odd or not tune.class_weights:
+        raise ConfigError(f"{where}: data.text.finetune.class_weights: expected a non-empty list of 'none' and "
+                          f"'train' (the candidates chosen on validation), got {list(tune.class_weights)}")
 
 
 def _check_synthetic(fields: dict, where: str) -> None:
@@ -355,18 +392,26 @@ def load_config(path: str | os.PathLike | None = None, overrides: list[str] | tu
 # Fields added to the schema after runs were stored, with the value those runs computed with (model.activation: runs
 # before it used the erf GELU). A run's config.yaml and checkpoint hold every field of their day, so a field absent
 # there takes this value, never today's default; :func:`mcef.runs.defining_fields` leaves it out of digests at it.
-ADDED_FIELDS = {"model.activation": "gelu", "data.labels": "emotion", "data.label_set": None}
+ADDED_FIELDS = {"model.activation": "gelu", "data.labels": "emotion", "data.label_set": None,
+                "data.text.window_before": 0, "data.text.window_after": 0, "data.text.pooling": "mean",
+                "data.text.finetune": None}
 
 
 def with_added_fields(mapping: dict, section: str | None = None) -> dict:
     """A stored run's complete config ``mapping`` (or its ``section`` alone, e.g. a checkpoint's model config) with
     every :data:`ADDED_FIELDS` it lacks set to the value it was computed with."""
-    result = {key: dict(value) if isinstance(value, dict) else value for key, value in mapping.items()}
+    result = copy.deepcopy(mapping)
     for dotted, legacy in ADDED_FIELDS.items():
-        part, leaf = dotted.split(".")
-        node = result if section == part else result.get(part) if section is None else None
-        if isinstance(node, dict) and leaf not in node:
-            node[leaf] = legacy
+        parts = dotted.split(".")
+        if section is not None:
+            if parts[0] != section:
+                continue
+            parts = parts[1:]
+        node = result
+        for part in parts[:-1]:
+            node = node.get(part) if isinstance(node, dict) else None
+        if isinstance(node, dict) and parts[-1] not in node:
+            node[parts[-1]] = legacy
     return result
 
 

@@ -65,8 +65,10 @@ def _text_settings(args: argparse.Namespace):
         if data.path is None or data.path == "synthetic":
             raise ValueError(f"{args.config}: data.path must name a transcript file for `features text`, "
                              f"got {data.path!r}")
-        return data.path, data.text, data.cache_dir, {"valid_fraction": data.valid_fraction,
-                                                      "split_seed": data.split_seed}
+        from mcef.features.pipeline import label_options
+
+        return data.path, data.text, data.cache_dir, {"valid_fraction": data.valid_fraction,  # what mcef train reads
+                                                      "split_seed": data.split_seed, **label_options(data)}
     if not args.source:
         raise ValueError("features text: give a transcript file or --config")
     config = TextFeatureConfig(encoder=args.encoder, context=args.context, normalize_text=not args.no_normalize_text,
@@ -81,7 +83,7 @@ def _text(args: argparse.Namespace) -> int:
     source, config, cache_dir, load_kwargs = _text_settings(args)
     start = time.perf_counter()
     dataset, cached_at, hit = cached_text_features(source, config, cache_dir=cache_dir, device=args.device,
-                                                   **load_kwargs)
+                                                   progress=True, log=print, **load_kwargs)
     info = dataset.meta.get("text_features", {})
     n_utterances = sum(len(d) for d in dataset.dialogues.values())
     print(f"{dataset.name}: {len(dataset.dialogues)} dialogues, {n_utterances} utterances, text dim {dataset.dims['text']}")
@@ -90,6 +92,12 @@ def _text(args: argparse.Namespace) -> int:
     else:
         print(f"extracted in {time.perf_counter() - start:.1f} s (encoding {info['seconds']} s on {info['device']}, "
               f"{info['torch_threads']} threads); cached at {cached_at}")
+    tuned = info.get("encoding", {})
+    if tuned.get("fine_tuned"):
+        scores = tuned["classifier"]
+        print(f"fine-tuned {config.encoder}: class weights {tuned['class_weights']!r} and epoch {tuned['selected_epoch']} "
+              f"chosen on validation (weighted F1 {scores['valid']['weighted_f1']:.4f}); its own classifier scores "
+              f"test weighted F1 {scores['test']['weighted_f1']:.4f}")
     if args.out:
         print(f"written to {save_dataset(dataset, args.out)}")
     if args.baseline:

@@ -40,7 +40,7 @@ def _synthetic(data: DataConfig) -> DialogueDataset:
         raise ConfigError(f"data.synthetic: {err}; expected fields of mcef.data.SyntheticConfig") from None
 
 
-def _label_options(data: DataConfig) -> dict:
+def label_options(data: DataConfig) -> dict:
     """data.labels and data.label_set for the reader, only where they differ from the defaults (so the cache keys
     of transcripts encoded before these fields existed stay the same)."""
     options = {}
@@ -56,7 +56,7 @@ def _encoded_transcripts(data: DataConfig, path: Path, device: str) -> tuple[Dia
 
     dataset, cached_at, hit = cached_text_features(path, data.text, cache_dir=data.cache_dir, device=device,
                                                    valid_fraction=data.valid_fraction, split_seed=data.split_seed,
-                                                   **_label_options(data))
+                                                   **label_options(data))
     how = "read from the cache" if hit else "extracted now and cached"
     return dataset, f"transcripts {path} -> {data.text.encoder} text features ({how}: {Path(cached_at).name})"
 

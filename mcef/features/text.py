@@ -10,6 +10,7 @@ new cache entry instead of reusing stale vectors.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import hashlib
@@ -60,21 +61,58 @@ ENCODERS = {
 
 
 @dataclass(frozen=True)
+class FineTuneConfig:
+    """How the encoder is fine-tuned (section ``data.text.finetune``; every field is part of the feature cache key;
+    :mod:`mcef.features.finetune` does it)."""
+
+    epochs: int = 4  # at most; the epoch kept is the one with the best validation weighted F1
+    lr: float = 3e-5  # AdamW peak learning rate, after a linear warm-up, then decayed linearly to 0
+    head_lr: float = 1e-3  # learning rate of the new linear head (it starts from random weights)
+    weight_decay: float = 0.01
+    warmup: float = 0.1  # share of all steps spent warming up
+    batch_size: int = 16  # utterances per step
+    max_seq_length: int = 128  # tokens of the target and its context together (the longer one is cut first)
+    class_weights: tuple[str, ...] = ("none",)  # candidates chosen on validation: "none", "train" (1/train prior)
+    early_stopping: int = 1  # epochs without a better validation weighted F1 before stopping (0 = never)
+    bucket_batches: int = 50  # batches per length bucket (sorted by length inside, shuffled across)
+    seed: int = 0  # of the head's initialisation, the dropout and the batch order
+    bf16: bool = False  # bfloat16 autocast (fast on GPUs and CPUs with AVX512-BF16; very slow on other CPUs)
+
+
+@dataclass(frozen=True)
 class TextFeatureConfig:
     """How transcripts become utterance vectors. Every field but ``batch_size`` is part of the cache key."""
 
     encoder: str = DEFAULT_ENCODER  # a name in ENCODERS, or a local sentence-transformers model directory
-    context: Literal["none", "speaker", "previous"] = "none"  # text encoded: the utterance alone, "<speaker>: <utterance>",
-    # or the previous utterance of the dialogue, the encoder's separator, then the utterance
+    context: Literal["none", "speaker", "previous", "window"] = "none"  # text encoded: the utterance alone,
+    # "<speaker>: <utterance>", the previous utterance, the separator, then the utterance; or "window": the marked,
+    # speaker-tagged utterance with the window_before / window_after utterances around it (mcef.features.finetune)
+    window_before: int = 0  # previous utterances in the window (context "window")
+    window_after: int = 0  # following utterances in the window (context "window")
+    pooling: Literal["mean", "cls"] = "mean"  # token vectors -> utterance vector (context "window" or fine-tuned)
+    finetune: FineTuneConfig | None = None  # fine-tune the encoder as an utterance classifier first (None: frozen)
     normalize_text: bool = True  # repair cp1252 mojibake and typographic punctuation, collapse whitespace
     max_seq_length: int | None = None  # tokens kept per utterance; None = the encoder's own limit
     batch_size: int = 64  # utterances per forward pass (speed only)
 
     def key_fields(self) -> dict:
-        """The settings that change the vectors (all but batch size)."""
+        """The settings that change the vectors (all but batch size; fields added since features were first cached
+        are left out at their default, so those caches keep their keys)."""
         fields = dataclasses.asdict(self)
         fields.pop("batch_size")
+        for name, default in ADDED_TEXT_FIELDS.items():
+            if fields[name] == default:
+                del fields[name]
         return fields
+
+    @property
+    def custom_encoding(self) -> bool:
+        """Whether :mod:`mcef.features.finetune` encodes (a context window, or a fine-tuned encoder), rather than
+        the sentence-transformers model as shipped."""
+        return self.context == "window" or self.finetune is not None
+
+
+ADDED_TEXT_FIELDS = {"window_before": 0, "window_after": 0, "pooling": "mean", "finetune": None}
 
 
 # Typographic characters -> ASCII, so "don’t", "don\x92t" and "don't" tokenise alike.
@@ -187,24 +225,59 @@ def utterance_texts(dialogue: Dialogue, speaker_names: tuple[str, ...], config: 
 
 def extract_text_features(source, encoder: str = DEFAULT_ENCODER, batch_size: int = 64, device: str = "auto",
                           context: str = "none", *, config: TextFeatureConfig | None = None, model=None,
+                          workdir: str | os.PathLike | None = None, progress: bool = False, log=None,
                           **load_kwargs) -> DialogueDataset:
     """``source`` (a DialogueDataset with sentences, a transcript pickle, a project dataset or a CSV) with a text
     modality of sentence-encoder vectors, (T, D) float32 per dialogue; an existing text modality is replaced.
 
     ``config`` overrides ``encoder``/``batch_size``/``context``; ``model`` reuses an already loaded encoder;
-    ``load_kwargs`` (e.g. ``valid_fraction``, ``split_seed``) go to the reader when ``source`` is a path.
+    ``load_kwargs`` (e.g. ``valid_fraction``, ``split_seed``) go to the reader when ``source`` is a path. A context
+    window or fine-tuning (``config.finetune``) is done by :func:`mcef.features.finetune.encode_items`, its
+    checkpoints in ``workdir`` (a temporary directory when None), ``progress`` bars and ``log`` lines on the way.
     """
-    import torch
-
     config = config or TextFeatureConfig(encoder=encoder, batch_size=batch_size, context=context)
-    if config.context not in ("none", "speaker", "previous"):
-        raise DataError(f"text context {config.context!r} is unknown; expected 'none', 'speaker' or 'previous'")
+    if config.context not in ("none", "speaker", "previous", "window"):
+        raise DataError(f"text context {config.context!r} is unknown; expected 'none', 'speaker', 'previous' or 'window'")
     dataset = source if isinstance(source, DialogueDataset) else read_transcripts(source, **load_kwargs)
     missing = [d.id for d in dataset.dialogues.values() if d.sentences is None]
     if missing:
         raise DataError(f"{dataset.source or dataset.name}: dialogue {missing[0]!r} has no sentences "
                         f"({len(missing)} dialogues without); expected transcripts to encode")
-    model = model or load_encoder(config.encoder, device)
+    if config.custom_encoding:
+        return _custom_encoded(dataset, config, device, workdir, progress, log or (lambda line: None))
+    return _shipped_encoded(dataset, config, model or load_encoder(config.encoder, device))
+
+
+def _with_text(dataset: DialogueDataset, vectors: dict[str, np.ndarray], config: TextFeatureConfig, facts: dict) -> DialogueDataset:
+    """``dataset`` with ``vectors`` (dialogue id -> (T, D)) as its text modality, ``facts`` in its meta."""
+    out = {did: dataclasses.replace(d, features={**d.features, "text": vectors[did]}) for did, d in dataset.dialogues.items()}
+    dim = int(next(iter(vectors.values())).shape[1])
+    meta = {**dataset.meta, "text_features": {**config.key_fields(), "encoder_version": encoder_version(config.encoder),
+                                              "dim": dim, **facts}}
+    how = f"context={config.context}" + (", fine-tuned" if config.finetune else "")
+    return dataclasses.replace(dataset, dialogues=out, meta=meta,
+                               source=f"{dataset.source} + text features ({config.encoder}, {how})")
+
+
+def _custom_encoded(dataset, config, device, workdir, progress, log) -> DialogueDataset:
+    """A context window or a fine-tuned encoder (:mod:`mcef.features.finetune`)."""
+    import torch
+
+    from mcef.features.finetune import encode_items
+
+    start, cpu_start = time.perf_counter(), time.process_time()
+    with tempfile.TemporaryDirectory() if workdir is None else contextlib.nullcontext(workdir) as where:
+        vectors, record = encode_items(dataset, config, device=device, workdir=Path(where), progress=progress, log=log)
+    facts = {"utterances": sum(len(d) for d in dataset.dialogues.values()), "seconds": round(time.perf_counter() - start, 2),
+             "cpu_seconds": round(time.process_time() - cpu_start, 2), "device": record["device"],
+             "torch_threads": torch.get_num_threads(), "encoding": record}
+    return _with_text(dataset, vectors, config, facts)
+
+
+def _shipped_encoded(dataset: DialogueDataset, config: TextFeatureConfig, model) -> DialogueDataset:
+    """The sentence-transformers model as shipped, on the strings of :func:`utterance_texts`."""
+    import torch
+
     if config.max_seq_length is not None:
         model.max_seq_length = config.max_seq_length
     separator = f" {model.tokenizer.sep_token} " if getattr(model.tokenizer, "sep_token", None) else " "
@@ -215,18 +288,13 @@ def extract_text_features(source, encoder: str = DEFAULT_ENCODER, batch_size: in
         vectors = model.encode(texts, batch_size=config.batch_size, convert_to_numpy=True,
                                show_progress_bar=False).astype(np.float32)  # (N, D)
     seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
-    out, offset = {}, 0
+    per_dialogue, offset = {}, 0
     for d in dialogues:
-        features = {**d.features, "text": vectors[offset:offset + len(d)]}  # (T, D)
-        out[d.id] = dataclasses.replace(d, features=features)
+        per_dialogue[d.id] = vectors[offset:offset + len(d)]  # (T, D)
         offset += len(d)
-    meta = {**dataset.meta, "text_features": {
-        **config.key_fields(), "encoder_version": encoder_version(config.encoder), "dim": int(vectors.shape[1]),
-        "utterances": len(texts), "seconds": round(seconds, 2), "cpu_seconds": round(cpu_seconds, 2), "device": str(model.device),
-        "torch_threads": torch.get_num_threads(),
-    }}
-    return dataclasses.replace(dataset, dialogues=out, meta=meta,
-                               source=f"{dataset.source} + text features ({config.encoder}, context={config.context})")
+    return _with_text(dataset, per_dialogue, config, {
+        "utterances": len(texts), "seconds": round(seconds, 2), "cpu_seconds": round(cpu_seconds, 2),
+        "device": str(model.device), "torch_threads": torch.get_num_threads()})
 
 
 def read_transcripts(path: str | os.PathLike, **load_kwargs) -> DialogueDataset:
@@ -443,10 +511,12 @@ def cache_path(source: str | os.PathLike, config: TextFeatureConfig, cache_dir: 
 
 def cached_text_features(source: str | os.PathLike, config: TextFeatureConfig = TextFeatureConfig(), *,
                          cache_dir: str | os.PathLike = "data/cache", device: str = "auto", model=None,
-                         **load_kwargs) -> tuple[DialogueDataset, Path, bool]:
+                         progress: bool = False, log=None, **load_kwargs) -> tuple[DialogueDataset, Path, bool]:
     """Text features of the transcripts at ``source``, extracted once and then read back from the cache.
 
-    Returns (dataset, cache directory, whether it was a cache hit).
+    A fine-tuning keeps its checkpoints in ``<cache entry>.finetune`` until the features are cached, so an
+    interrupted one resumes at its last finished epoch when called again. Returns (dataset, cache directory,
+    whether it was a cache hit).
     """
     from mcef.data import load_dataset, resolve_data_path, save_dataset
 
@@ -457,6 +527,9 @@ def cached_text_features(source: str | os.PathLike, config: TextFeatureConfig = 
     remove_stale_temporaries(target.parent)  # what a killed earlier extraction left in the cache
     if target.is_dir():
         return load_dataset(target), target, True
-    dataset = extract_text_features(source, config=config, device=device, model=model, **load_kwargs)
+    workdir = target.parent / f"{target.name}.finetune"
+    dataset = extract_text_features(source, config=config, device=device, model=model, workdir=workdir,
+                                    progress=progress, log=log, **load_kwargs)
     save_dataset(dataset, target)  # written under a temporary name and renamed: never half-written
+    shutil.rmtree(workdir, ignore_errors=True)  # the checkpoints of a finished fine-tuning (its record is in the meta)
     return dataset, target, False
