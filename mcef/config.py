@@ -296,7 +296,8 @@ def _check_text(text, where: str) -> None:
     _number_in(tune.warmup, "data.text.finetune.warmup", where, low=0.0, high=1.0)
     _number_in(tune.weight_decay, "data.text.finetune.weight_decay", where, low=0.0)
     _number_in(tune.early_stopping, "data.text.finetune.early_stopping", where, low=0)
-    _number_in(tune.seed, "data.text.finetune.seed", where, low=0, high=SEED_MAX, high_open=False)
+    if tune.seed is not None:
+        _number_in(tune.seed, "data.text.finetune.seed", where, low=0, high=SEED_MAX, high_open=False)
     odd = [w for w in tune.class_weights if w not in ("none", "train")]
     if odd or not tune.class_weights:
         raise ConfigError(f"{where}: data.text.finetune.class_weights: expected a non-empty list of 'none' and "

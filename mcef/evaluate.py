@@ -44,7 +44,9 @@ def _resolve_dataset(config: ExperimentConfig, data: DialogueDataset | str | Pat
     from mcef.features.pipeline import load_data
 
     # Another file goes through the run's own data pipeline (text encoder, standardisation), only its path differs.
-    data_section = config.data if data is None else replace(config.data, path=str(data))
+    from mcef.features.pipeline import data_for_run
+
+    data_section = data_for_run(config) if data is None else replace(data_for_run(config), path=str(data))
     return load_data(data_section, device=config.train.device)[0]
 
 

@@ -55,10 +55,14 @@ def sweep(configs: Iterable[ExperimentConfig | str | os.PathLike], seeds: Iterab
         raise ConfigError(f"sweep: several configs are named {duplicates}; give each a distinct `name`")
     seeds = list(seeds)
     for config in loaded:
-        data, description = (dataset, None) if dataset is not None else load_data(config)
-        fingerprint = data_fingerprint(data)
+        tune = config.data.text.finetune
+        per_seed = dataset is None and tune is not None and tune.seed is None  # each seed fine-tunes its encoder
+        data, description = (dataset, None) if dataset is not None or per_seed else load_data(config)
         for seed in seeds:
             run = with_changes(config, train={"seed": seed})
+            if per_seed:
+                data, description = load_data(run)
+            fingerprint = data_fingerprint(data)
             run_dir = run_dir_of(root, run)
             identity = RunIdentity.of(run, fingerprint)
             stored = read_run(run_dir) if run_dir.is_dir() else None

@@ -62,10 +62,11 @@ RUN_FILES = ("run.json", "metrics.jsonl", "summary.json", "best.pt", "last.pt")
 # ----------------------------------------------------------------------------------------------- building blocks
 
 def load_data(config: ExperimentConfig) -> tuple[DialogueDataset, str]:
-    """The dataset of ``config.data`` and a one-line description of where it came from."""
-    from mcef.features.pipeline import load_data as load_data_section
+    """The dataset of ``config.data`` (a fine-tuning seed left to the run set to its seed) and a one-line description
+    of where it came from."""
+    from mcef.features.pipeline import data_for_run, load_data as load_data_section
 
-    return load_data_section(config.data, device=config.train.device)
+    return load_data_section(data_for_run(config), device=config.train.device)
 
 
 def model_config(config: ExperimentConfig, dataset: DialogueDataset) -> MCEFConfig:

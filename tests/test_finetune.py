@@ -141,3 +141,14 @@ def test_a_frozen_window_and_the_cache_of_a_fine_tuning(iemocap_subset, encoder,
     assert not hit and not (cached_at.parent / f"{cached_at.name}.finetune").exists()  # checkpoints go once cached
     assert dataset.meta["text_features"]["encoding"]["selected_epoch"] == 1
     assert cached_text_features(source, small, cache_dir=tmp_path / "cache", device="cpu")[2]
+
+
+def test_a_fine_tuning_seed_left_to_the_run_is_each_runs_seed():
+    from mcef.config import load_config
+    from mcef.features.pipeline import data_for_run
+
+    config = load_config("configs/real/iemocap_text.yaml", ['data.text.finetune={"epochs": 1}', "train.seed=7"])
+    assert config.data.text.finetune.seed is None and data_for_run(config).text.finetune.seed == 7
+    fixed = load_config("configs/real/iemocap_text.yaml", ['data.text.finetune={"seed": 2}', "train.seed=7"])
+    assert data_for_run(fixed).text.finetune.seed == 2
+    assert data_for_run(load_config("configs/real/iemocap_text.yaml")) == load_config("configs/real/iemocap_text.yaml").data

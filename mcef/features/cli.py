@@ -60,13 +60,12 @@ def _text_settings(args: argparse.Namespace):
 
     if args.config:
         from mcef.config import load_config
+        from mcef.features.pipeline import data_for_run, label_options
 
-        data = load_config(args.config).data
+        data = data_for_run(load_config(args.config))  # a fine-tuning seed left to the run: the config's train.seed
         if data.path is None or data.path == "synthetic":
             raise ValueError(f"{args.config}: data.path must name a transcript file for `features text`, "
                              f"got {data.path!r}")
-        from mcef.features.pipeline import label_options
-
         return data.path, data.text, data.cache_dir, {"valid_fraction": data.valid_fraction,  # what mcef train reads
                                                       "split_seed": data.split_seed, **label_options(data)}
     if not args.source:
@@ -110,10 +109,10 @@ def _baseline(args: argparse.Namespace) -> int:
 
     if args.config:
         from mcef.config import load_config
-        from mcef.features.pipeline import load_data
+        from mcef.features.pipeline import data_for_run, load_data
 
         config = load_config(args.config)
-        dataset, description = load_data(config.data)
+        dataset, description = load_data(data_for_run(config))
     elif args.dataset:
         config, dataset = None, load_dataset(args.dataset)
         description = dataset.source

@@ -295,6 +295,9 @@ def encode_items(dataset: DialogueDataset, config: TextFeatureConfig, *, device:
 
     target = resolve_device(device)
     tune = config.finetune
+    if tune is not None and tune.seed is None:
+        raise ValueError("data.text.finetune.seed is null (each run's seed): fine-tuning outside a run needs a seed; "
+                         "mcef.features.pipeline.data_for_run sets it from train.seed")
     model, tokenizer = _fresh_classifier(config, len(dataset.label_names), target, tune.seed if tune else 0)
     separator = tokenizer.sep_token or "|"
     items = dataset_items(dataset, config, separator)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mcef.config import ConfigError, DataConfig
+from mcef.config import ConfigError, DataConfig, ExperimentConfig
 from mcef.data.dataset import DialogueDataset
 
 
@@ -68,6 +68,15 @@ def _corpus_asked(data: DataConfig) -> str | None:
     if data.label_set in LABEL_SETS:
         return LABEL_SETS[data.label_set].corpus
     return "meld" if data.labels == "sentiment" else None
+
+
+def data_for_run(config: ExperimentConfig) -> DataConfig:
+    """``config.data`` with a fine-tuning seed left to the run (``data.text.finetune.seed: null``) set to its
+    ``train.seed``: each seed of a sweep then fine-tunes its own encoder."""
+    tune = config.data.text.finetune
+    if tune is None or tune.seed is not None:
+        return config.data
+    return replace(config.data, text=replace(config.data.text, finetune=replace(tune, seed=config.train.seed)))
 
 
 def load_data(data: DataConfig, *, device: str = "auto") -> tuple[DialogueDataset, str]:

@@ -75,7 +75,7 @@ class FineTuneConfig:
     class_weights: tuple[str, ...] = ("none",)  # candidates chosen on validation: "none", "train" (1/train prior)
     early_stopping: int = 1  # epochs without a better validation weighted F1 before stopping (0 = never)
     bucket_batches: int = 50  # batches per length bucket (sorted by length inside, shuffled across)
-    seed: int = 0  # of the head's initialisation, the dropout and the batch order
+    seed: int | None = None  # of the head, dropout and batch order; None: the run's train.seed (one encoder per seed)
     bf16: bool = False  # bfloat16 autocast (fast on GPUs and CPUs with AVX512-BF16; very slow on other CPUs)
 
 
