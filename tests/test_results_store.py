@@ -63,3 +63,13 @@ def test_the_results_profile_reads_the_committed_store():
     assert "read_only: true" in spec and "make results-runs" in spec
     config = reporting.chapter_configs("results", device="cpu", root=REPO)[0]
     assert config.model.hidden == 512 and config.train.epochs == 150  # the paper's scale, not a smoke size
+
+
+def test_the_book_runner_gives_each_chapter_its_profiles_store():
+    """`mcef book --profile results` (the published book) hands every chapter the committed store, never a run root
+    of its own where it would train the runs again."""
+    from mcef.book.runner import BookParameters, resolve_parameters
+
+    assert resolve_parameters(BookParameters(profile="results"), REPO)["run_root"] == str(REPO / "book" / "results" / "paper")
+    assert resolve_parameters(BookParameters(profile="smoke"), REPO)["run_root"] == str(REPO / "runs" / "book" / "smoke")
+    assert resolve_parameters(BookParameters(profile="results", run_root="elsewhere"), REPO)["run_root"].endswith("/elsewhere")

@@ -52,11 +52,11 @@ def _project(root: str | Path | None) -> Path:
 class BookParameters:
     """The papermill parameters every chapter receives (scalars only)."""
 
-    profile: str = "smoke"  # smoke | quick | full (configs/profiles/<name>.yaml)
+    profile: str = "smoke"  # smoke | quick | results | full (configs/profiles/<name>.yaml)
     device: str = "auto"  # auto | cpu | cuda | mps
     data: str = ""  # dataset path; "" = let mcef.book.common.load_book_data choose (real data found, else synthetic)
     seeds: str = ""  # "0,1,2"; "" = the profile's seeds
-    run_root: str = ""  # where chapters keep training runs; "" = <root>/runs/book/<profile>
+    run_root: str = ""  # where chapters keep training runs; "" = the profile's run_root, else <root>/runs/book/<profile>
 
 
 @dataclass(frozen=True)
@@ -238,9 +238,12 @@ def resolve_parameters(parameters: BookParameters, root: Path | None = None) -> 
     values = asdict(parameters)
     if values["data"]:
         values["data"] = str(Path(values["data"]).expanduser().resolve())
-    values["run_root"] = str(Path(values["run_root"]).resolve()) if values["run_root"] else str(
-        _project(root) / DEFAULT_RUN_ROOT / parameters.profile
-    )
+    if values["run_root"]:
+        values["run_root"] = str(Path(values["run_root"]).resolve())
+    else:  # the profile's own store (the results profile: the committed runs), else runs/book/<profile>
+        from mcef.book.common import default_run_root
+
+        values["run_root"] = str(default_run_root("", parameters.profile, _project(root)).resolve())
     return values
 
 
