@@ -68,3 +68,17 @@ def test_a_damaged_file_is_never_read_as_a_result(tmp_path, content, monkeypatch
     (run.run_dir / "derived" / "map.json").write_text(content)
     with pytest.raises(MissingResults, match=r"map\.json"):
         from_weights(run, "map", {}, lambda: [1])
+
+
+def test_a_computation_from_data_is_stored_with_its_stamp_and_never_read_stale(tmp_path, monkeypatch):
+    from mcef.book.derived import from_data
+
+    monkeypatch.delenv(TRAIN_MISSING, raising=False)
+    calls, compute = counting({"table": [1]})
+    assert from_data(tmp_path, "probes", {"data": "abc"}, compute) == {"table": [1]}
+    assert from_data(tmp_path, "probes", {"data": "abc"}, compute) == {"table": [1]} and len(calls) == 1
+    assert from_data(tmp_path, "probes", {"data": "def"}, compute) and len(calls) == 2  # another stamp: again
+    (tmp_path / STORE_FILE).write_text("read_only: true\nproduce: make results-runs\n")
+    assert from_data(tmp_path, "probes", {"data": "ghi"}, compute) and len(calls) == 3
+    stored = json.loads((tmp_path / "computed" / "probes.json").read_text())
+    assert stored["stamp"] == {"data": "def"}  # a committed store is written only when its results are produced

@@ -86,3 +86,26 @@ def _declared(root: Path | None) -> dict | None:
     if root is None:
         return None
     return yaml.safe_load((root / STORE_FILE).read_text(encoding="utf-8")) or None
+
+
+COMPUTED = "computed"  # the folder of a run root that holds results computed from its data, not from a run
+
+
+def from_data(run_root: str | Path, name: str, stamp: Mapping[str, Any], compute: Callable[[], Any]) -> Any:
+    """The JSON value ``compute()`` returns, stored as ``<run_root>/computed/<name>.json`` with ``stamp`` (the data
+    fingerprint and the settings it depends on): read when the stamp matches, else computed here. It is written
+    where runs may be trained (a local store, or a committed one under ``make results-runs``), so the committed
+    results carry what takes minutes to compute (chapter 4's linear probes) and a stale file is never read."""
+    path = Path(run_root) / COMPUTED / f"{name}.json"
+    digest = settings_digest(stamp)
+    if path.is_file():
+        try:
+            stored = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            stored = None
+        if isinstance(stored, dict) and stored.get("stamp_digest") == digest and "value" in stored:
+            return stored["value"]
+    value = compute()
+    if read_only_store(run_root) is None:
+        write_json_atomic(path, {"name": name, "stamp_digest": digest, "stamp": dict(stamp), "value": value})
+    return value

@@ -7,7 +7,10 @@ logistic regression, C chosen on the validation split, the test split scored onc
 
 from __future__ import annotations
 
+import dataclasses
+
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -193,6 +196,22 @@ def linear_probes(dataset: DialogueDataset, settings: ProbeSettings, seed: int =
                          valid_weighted_f1=figures["valid"]["weighted_f1"], test_accuracy=figures["test"]["accuracy"],
                          test_weighted_f1=figures["test"]["weighted_f1"]))
     return ProbeResults(pd.DataFrame(rows), pd.DataFrame(curves), majority)
+
+
+def stored_probes(dataset: DialogueDataset, settings: ProbeSettings, run_root: str | Path, seed: int = 0) -> ProbeResults:
+    """:func:`linear_probes`, stored in the run store with the data's fingerprint and the settings
+    (:func:`mcef.book.derived.from_data`): the probes of IEMOCAP-sized data take minutes on a 2-core CPU."""
+    from mcef.book.derived import from_data
+    from mcef.runs import data_fingerprint
+
+    def compute() -> dict:
+        found = linear_probes(dataset, settings, seed=seed)
+        return {"table": found.table.to_dict(orient="records"), "curves": found.curves.to_dict(orient="records"),
+                "majority_test_accuracy": found.majority_test_accuracy}
+
+    stamp = {"data_fingerprint": data_fingerprint(dataset), "settings": dataclasses.asdict(settings), "seed": seed}
+    value = from_data(run_root, f"linear_probes-{stamp['data_fingerprint']}", stamp, compute)
+    return ProbeResults(pd.DataFrame(value["table"]), pd.DataFrame(value["curves"]), value["majority_test_accuracy"])
 
 
 def _join(parts: list[str]) -> str:

@@ -360,6 +360,41 @@ def efficiency_table(settings: EfficiencySettings, devices: list[str], *, seed: 
     return pd.DataFrame(rows), comparisons
 
 
+def machine_stamp(devices: list[str]) -> dict:
+    """What a timing depends on besides its settings: the CPU model, core and thread counts, torch, the GPUs timed."""
+    import os
+    import platform
+
+    cpu = next((line.split(":", 1)[1].strip() for line in _cpuinfo() if line.startswith("model name")), platform.processor())
+    return {"cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
+            "devices": [d if d == "cpu" else torch.cuda.get_device_name(0) for d in devices]}
+
+
+def _cpuinfo() -> list[str]:
+    try:
+        return Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return []
+
+
+def stored_efficiency(settings: EfficiencySettings, devices: list[str], run_root: str | Path, *,
+                      seed: int = 0) -> tuple[pd.DataFrame, dict[str, dict]]:
+    """:func:`efficiency_table`, stored in the run store with the settings and :func:`machine_stamp`
+    (:func:`mcef.book.derived.from_data`): the paper-sized timings take minutes; on another machine they are
+    measured again, since they describe the machine."""
+    from dataclasses import asdict
+
+    from mcef.book.derived import from_data
+
+    def compute() -> dict:
+        table, comparisons = efficiency_table(settings, devices, seed=seed)
+        return {"table": table.to_dict(orient="records"), "comparisons": comparisons}
+
+    stamp = {"settings": asdict(settings), "seed": seed, "machine": machine_stamp(devices)}
+    value = from_data(run_root, "efficiency", stamp, compute)
+    return pd.DataFrame(value["table"]), value["comparisons"]
+
+
 def efficiency_display(table: pd.DataFrame) -> pd.DataFrame:
     """:func:`efficiency_table` for reading: epoch seconds to 3 decimals, throughput to whole utterances."""
     shown = table.copy()
