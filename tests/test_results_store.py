@@ -73,3 +73,13 @@ def test_the_book_runner_gives_each_chapter_its_profiles_store():
     assert resolve_parameters(BookParameters(profile="results"), REPO)["run_root"] == str(REPO / "book" / "results" / "paper")
     assert resolve_parameters(BookParameters(profile="smoke"), REPO)["run_root"] == str(REPO / "runs" / "book" / "smoke")
     assert resolve_parameters(BookParameters(profile="results", run_root="elsewhere"), REPO)["run_root"].endswith("/elsewhere")
+
+
+def test_a_comparison_is_reproduced_only_when_every_gain_exceeds_its_spread():
+    from mcef.book.reproduced import STATUSES, comparison_status
+
+    assert comparison_status({"sdt": (0.02, 0.01), "late": (0.01, 0.005)}) == "reproduced on synthetic data"
+    assert comparison_status({"sdt": (0.02, 0.01), "late": (-0.01, 0.005)}) == "not reproduced on synthetic data"
+    assert comparison_status({"sdt": (0.005, 0.01)}) == "not reproduced on synthetic data"  # within the spread
+    assert comparison_status({"sdt": (0.005, None)}) == "reproduced on synthetic data"  # one seed: no spread
+    assert {comparison_status({"x": (1.0, 0.0)}), comparison_status({"x": (-1.0, 0.0)})} <= set(STATUSES)
