@@ -8,7 +8,8 @@ the settings it was computed with. :func:`from_weights` reads the file when both
 the result from the run's selected checkpoint when that is there and the store may be written (a local store, or a
 committed one under ``make results-runs``); a committed store without the checkpoint (a fresh clone) raises
 :class:`MissingResults`, naming what is stale or missing and the command that produces it. A file whose stamps do
-not match is never read as current.
+not match is never read as current. :func:`from_data` does the same for what a chapter computes from data alone
+(linear probes, timings), stored in ``<run_root>/computed/``.
 """
 
 from __future__ import annotations

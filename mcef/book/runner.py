@@ -218,7 +218,18 @@ def stamp_for(chapter: Chapter, parameters: dict, root: Path | None = None) -> d
         "library_sha256": library_digest(root),
         "data_sha256": data_digest(parameters.get("data", ""), root) if inputs.data else None,
         "reads_sha256": {path: _digest_files(_committed_files(root / path), root) for path in inputs.reads},
+        "store_sha256": _store_digest(parameters.get("run_root", ""), root),
     }
+
+
+def _store_digest(run_root: str, root: Path) -> str | None:
+    """Hash of the committed results in ``run_root`` when it is a committed store (a ``store.yaml``): a run or a
+    stored computation added or changed there re-executes the chapters that read it. None for a local run root."""
+    from mcef.book.common import STORE_FILE
+
+    if not run_root or not (Path(run_root) / STORE_FILE).is_file():
+        return None
+    return _digest_files(_committed_files(Path(run_root)), root)
 
 
 def is_current(chapter: Chapter, parameters: dict | None = None, root: Path | None = None) -> bool:
@@ -241,9 +252,12 @@ def resolve_parameters(parameters: BookParameters, root: Path | None = None) -> 
     if values["run_root"]:
         values["run_root"] = str(Path(values["run_root"]).resolve())
     else:  # the profile's own store (the results profile: the committed runs), else runs/book/<profile>
-        from mcef.book.common import default_run_root
+        from mcef.book.common import ProfileError, default_run_root
 
-        values["run_root"] = str(default_run_root("", parameters.profile, _project(root)).resolve())
+        try:
+            values["run_root"] = str(default_run_root("", parameters.profile, _project(root)).resolve())
+        except ProfileError:  # no such profile here: the chapter's own load_profile says so, naming the file
+            values["run_root"] = str(_project(root) / DEFAULT_RUN_ROOT / parameters.profile)
     return values
 
 
