@@ -45,10 +45,14 @@ def test_a_field_added_later_keeps_earlier_digests_at_the_value_they_computed_wi
     earlier = {section: dict(fields) for section, fields in defining_fields(base).items() if isinstance(fields, dict)}
     assert "activation" not in earlier["model"] and "labels" not in earlier["data"]  # as a run made before them
     assert config_digest(earlier) == config_digest(base)
+    assert "window_before" not in earlier["data"]["text"] and "finetune" not in earlier["data"]["text"]
     for new_value in ({"model": {"activation": "gelu_tanh"}}, {"data": {"labels": "sentiment"}},
-                      {"data": {"label_set": "iemocap-4"}}):
+                      {"data": {"label_set": "iemocap-4"}}, {"data": {"text": {"pooling": "cls"}}},
+                      {"data": {"text": {"context": "window", "window_before": 2}}},
+                      {"data": {"text": {"finetune": {"epochs": 1}}}}):
         assert config_digest(with_changes(base, **new_value)) != config_digest(base), new_value
-    assert set(ADDED_FIELDS) == {"model.activation", "data.labels", "data.label_set"}
+    assert set(ADDED_FIELDS) == {"model.activation", "data.labels", "data.label_set", "data.text.window_before",
+                                 "data.text.window_after", "data.text.pooling", "data.text.finetune"}
 
 
 def test_the_committed_real_text_runs_keep_their_digests():
