@@ -193,8 +193,8 @@ class MissingResults(RuntimeError):
     missing (absent, or present with another digest: stale) and the command that produces it."""
 
 
-def read_only_store(run_root: str | Path) -> dict | None:
-    """The ``store.yaml`` of ``run_root`` when it declares committed, read-only results (else None)."""
+def store_spec(run_root: str | Path) -> dict | None:
+    """The ``store.yaml`` of ``run_root`` as declared ({read_only, produce}), checked; None when there is none."""
     path = Path(run_root) / STORE_FILE
     if not path.is_file():
         return None
@@ -202,7 +202,14 @@ def read_only_store(run_root: str | Path) -> dict | None:
     if not isinstance(spec, dict) or not isinstance(spec.get("read_only"), bool) or not isinstance(spec.get("produce"), str):
         raise ProfileError(f"{path}: expected the keys read_only (true or false) and produce (the command that "
                            f"trains the runs), got {spec!r}")
-    return spec if spec["read_only"] and os.environ.get(TRAIN_MISSING) != "1" else None
+    return spec
+
+
+def read_only_store(run_root: str | Path) -> dict | None:
+    """The ``store.yaml`` of ``run_root`` when it declares committed, read-only results and the environment does
+    not lift that (``MCEF_BOOK_TRAIN_MISSING=1``); else None."""
+    spec = store_spec(run_root)
+    return spec if spec is not None and spec["read_only"] and os.environ.get(TRAIN_MISSING) != "1" else None
 
 
 def _missing(store: dict, run_root: Path, run_dir: Path, run: ExperimentConfig, identity: RunIdentity) -> MissingResults:

@@ -19,9 +19,7 @@ import json
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-import yaml
-
-from mcef.book.common import STORE_FILE, BookRun, MissingResults, read_only_store
+from mcef.book.common import STORE_FILE, BookRun, MissingResults, read_only_store, store_spec
 from mcef.io import write_json_atomic
 
 DERIVED = "derived"  # the folder of a run directory that holds what was computed from its weights
@@ -72,7 +70,8 @@ def from_weights(run: BookRun, name: str, settings: Mapping[str, Any], compute: 
     store = read_only_store(root) if root is not None else None
     weights = (run.run_dir / WEIGHTS).is_file()
     if store is not None or not weights:
-        produce = (store or _declared(root) or {}).get("produce", f"training run {run.run_dir} again")
+        declared = store_spec(root) if root is not None else {}  # as written, also when the environment lifts read-only
+        produce = declared.get("produce", f"training run {run.run_dir} again")
         raise MissingResults(f"{why}; it is computed from the run's weights ({WEIGHTS}, never committed), which are "
                              f"{'here' if weights else 'not here'}. Produce it with `{produce}` (resumable; then "
                              f"commit {run.run_dir / DERIVED})")
@@ -80,13 +79,6 @@ def from_weights(run: BookRun, name: str, settings: Mapping[str, Any], compute: 
     write_json_atomic(path, {"name": name, "run_digest": run_digest, "settings_digest": settings_digest(settings),
                              "settings": dict(settings), "value": value})
     return value
-
-
-def _declared(root: Path | None) -> dict | None:
-    """The ``store.yaml`` of ``root`` as written (also when the environment lifts its read-only flag)."""
-    if root is None:
-        return None
-    return yaml.safe_load((root / STORE_FILE).read_text(encoding="utf-8")) or None
 
 
 COMPUTED = "computed"  # the folder of a run root that holds results computed from its data, not from a run

@@ -7,9 +7,7 @@ logistic regression, C chosen on the validation split, the test split scored onc
 
 from __future__ import annotations
 
-import dataclasses
-
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -209,7 +207,7 @@ def stored_probes(dataset: DialogueDataset, settings: ProbeSettings, run_root: s
         return {"table": found.table.to_dict(orient="records"), "curves": found.curves.to_dict(orient="records"),
                 "majority_test_accuracy": found.majority_test_accuracy}
 
-    stamp = {"data_fingerprint": data_fingerprint(dataset), "settings": dataclasses.asdict(settings), "seed": seed}
+    stamp = {"data_fingerprint": data_fingerprint(dataset), "settings": asdict(settings), "seed": seed}
     value = from_data(run_root, f"linear_probes-{stamp['data_fingerprint']}", stamp, compute)
     return ProbeResults(pd.DataFrame(value["table"]), pd.DataFrame(value["curves"]), value["majority_test_accuracy"])
 

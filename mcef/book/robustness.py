@@ -365,9 +365,11 @@ def machine_stamp(devices: list[str]) -> dict:
     import os
     import platform
 
+    from mcef.device import describe_device
+
     cpu = next((line.split(":", 1)[1].strip() for line in _cpuinfo() if line.startswith("model name")), platform.processor())
     return {"cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
-            "devices": [d if d == "cpu" else torch.cuda.get_device_name(0) for d in devices]}
+            "devices": [describe_device(torch.device(d)) for d in devices]}
 
 
 def _cpuinfo() -> list[str]:
