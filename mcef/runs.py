@@ -70,13 +70,14 @@ def defining_fields(config: ExperimentConfig | dict) -> dict:
     return mapping
 
 
-def _sha(payload) -> str:
-    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+def json_digest(payload) -> str:
+    """The SHA-256 of ``payload``'s JSON with sorted keys (values JSON cannot hold are written as ``str``)."""
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def config_digest(config: ExperimentConfig | dict) -> str:
     """16 hex digits of the defining fields of ``config``."""
-    return _sha(defining_fields(config))[:16]
+    return json_digest(defining_fields(config))[:16]
 
 
 def data_fingerprint(dataset: DialogueDataset) -> str:
@@ -112,7 +113,7 @@ class RunIdentity:
         """The identity of a run of ``config`` on data with ``fingerprint``."""
         parts = {"config_digest": config_digest(config), "data_fingerprint": fingerprint,
                  "package_version": package_version()}
-        return cls(digest=_sha(parts)[:16], **parts)
+        return cls(digest=json_digest(parts)[:16], **parts)
 
 
 @dataclass(frozen=True)

@@ -228,8 +228,11 @@ def git_commit(directory: str | Path = ".") -> str:
 
 
 def describe_data(dataset: DialogueDataset, description: str) -> dict:
-    """Where the data came from and how big each split is."""
+    """Where the data came from, how big each split is and, for text encoded here, how (the encoder, its settings
+    and, after a fine-tuning, its kept epoch and its own classifier's scores per split)."""
+    extra = {"text_features": dataset.meta["text_features"]} if "text_features" in dataset.meta else {}
     return {
+        **extra,
         "name": dataset.name,
         "description": description,
         "modalities": list(dataset.modalities),

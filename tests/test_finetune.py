@@ -141,6 +141,10 @@ def test_a_frozen_window_and_the_cache_of_a_fine_tuning(iemocap_subset, encoder,
     dataset, cached_at, hit = cached_text_features(source, small, cache_dir=tmp_path / "cache", device="cpu")
     assert not hit and not (cached_at.parent / f"{cached_at.name}.finetune").exists()  # checkpoints go once cached
     assert dataset.meta["text_features"]["encoding"]["selected_epoch"] == 1
+    from mcef.train import describe_data
+
+    recorded = describe_data(dataset, "here")["text_features"]["encoding"]  # what a run's summary.json keeps
+    assert recorded["selected_epoch"] == 1 and set(recorded["classifier"]) == {"train", "valid", "test"}
     assert cached_text_features(source, small, cache_dir=tmp_path / "cache", device="cpu")[2]
 
 
@@ -153,3 +157,7 @@ def test_a_fine_tuning_seed_left_to_the_run_is_each_runs_seed():
     fixed = load_config("configs/real/iemocap_text.yaml", ['data.text.finetune={"seed": 2}', "train.seed=7"])
     assert data_for_run(fixed).text.finetune.seed == 2
     assert data_for_run(load_config("configs/real/iemocap_text.yaml")) == load_config("configs/real/iemocap_text.yaml").data
+    from mcef.features.cli import _seeded
+
+    assert data_for_run(_seeded(config, 3)).text.finetune.seed == 3  # `mcef features text|baseline --seed 3`
+    assert _seeded(config, None) is config

@@ -14,13 +14,13 @@ not match is never read as current. :func:`from_data` does the same for what a c
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from mcef.book.common import STORE_FILE, BookRun, MissingResults, read_only_store, store_spec
 from mcef.io import write_json_atomic
+from mcef.runs import json_digest
 
 DERIVED = "derived"  # the folder of a run directory that holds what was computed from its weights
 WEIGHTS = "best.pt"  # the checkpoint selected on validation, the one every derived result comes from
@@ -28,7 +28,7 @@ WEIGHTS = "best.pt"  # the checkpoint selected on validation, the one every deri
 
 def settings_digest(settings: Mapping[str, Any]) -> str:
     """A short digest of the JSON form of ``settings`` (what, besides the run, decides the result)."""
-    return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return json_digest(settings)[:16]
 
 
 def _store_root(run_dir: Path) -> Path | None:
@@ -36,16 +36,22 @@ def _store_root(run_dir: Path) -> Path | None:
     return next((parent for parent in run_dir.parents if (parent / STORE_FILE).is_file()), None)
 
 
-def _stale_reason(path: Path, run_digest: str, settings: Mapping[str, Any]) -> str | None:
-    """Why ``path`` is not the current result of the run and settings (None when it is)."""
+def _read_stamped(path: Path) -> dict | str:
+    """The stamped result stored at ``path`` (a dict with its ``value``), or why there is none."""
     if not path.is_file():
         return f"{path} is missing"
     try:
         stored = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as err:
         return f"{path} is unreadable ({err})"
-    if not isinstance(stored, dict) or "value" not in stored:
-        return f"{path} is not a stamped result"
+    return stored if isinstance(stored, dict) and "value" in stored else f"{path} is not a stamped result"
+
+
+def _stale_reason(path: Path, run_digest: str, settings: Mapping[str, Any]) -> str | None:
+    """Why ``path`` is not the current result of the run and settings (None when it is)."""
+    stored = _read_stamped(path)
+    if isinstance(stored, str):
+        return stored
     if stored.get("run_digest") != run_digest:
         return f"STALE: {path} was computed from run digest {stored.get('run_digest')}, the run is now {run_digest}"
     if stored.get("settings_digest") != settings_digest(settings):
@@ -91,13 +97,9 @@ def from_data(run_root: str | Path, name: str, stamp: Mapping[str, Any], compute
     results carry what takes minutes to compute (chapter 4's linear probes) and a stale file is never read."""
     path = Path(run_root) / COMPUTED / f"{name}.json"
     digest = settings_digest(stamp)
-    if path.is_file():
-        try:
-            stored = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            stored = None
-        if isinstance(stored, dict) and stored.get("stamp_digest") == digest and "value" in stored:
-            return stored["value"]
+    stored = _read_stamped(path)
+    if isinstance(stored, dict) and stored.get("stamp_digest") == digest:
+        return stored["value"]
     value = compute()
     if read_only_store(run_root) is None:
         write_json_atomic(path, {"name": name, "stamp_digest": digest, "stamp": dict(stamp), "value": value})

@@ -7,7 +7,8 @@ The results are made by the committed configs and the command line, never by thi
 ``real_text`` section; the encoder, the standardisation and the recipe are read from the configs themselves.
 The chapter checks the artifacts (every run present, its selected epoch the best validation epoch of its log, and,
 where its summary records a provenance, its config digest the committed config's) and fails, naming what is wrong
-and the commands that rebuild it, when they are not complete.
+and the commands that rebuild it, when they are not complete. Its second part reads the runs on fine-tuned text
+features (the profile's ``real_text_finetuned`` section; see the section "fine-tuned features" below).
 """
 
 from __future__ import annotations
@@ -130,7 +131,7 @@ def _config_problem(run_dir: Path, summary: dict, corpus: Corpus, seed: int) -> 
             f"config's {config_digest(expected)}): {'; '.join(differences) or 'see the digests'}")
 
 
-def _run_problem(run_dir: Path, summary: dict | None, corpus: Corpus, seed: int) -> str | None:
+def run_problem(run_dir: Path, summary: dict | None, corpus: Corpus, seed: int) -> str | None:
     """What is missing or inconsistent in one run of the committed grid (None: nothing)."""
     if summary is None:
         return f"{run_dir}/summary.json is missing"
@@ -146,7 +147,7 @@ def _run_problem(run_dir: Path, summary: dict | None, corpus: Corpus, seed: int)
 def artifact_problems(artifacts: str | Path, corpus: Corpus, seeds) -> list[str]:
     """What is missing or inconsistent in ``corpus``'s artifacts under ``artifacts`` (empty list: complete)."""
     runs = read_runs(artifacts, corpus, seeds)
-    problems = [_run_problem(Path(artifacts) / corpus.config.name / f"seed{seed}", runs.get(seed), corpus, seed)
+    problems = [run_problem(Path(artifacts) / corpus.config.name / f"seed{seed}", runs.get(seed), corpus, seed)
                 for seed in seeds]
     if corpus.name not in read_baselines(artifacts, [corpus.name]):
         problems.append(f"{baseline_path(artifacts, corpus.name)} is missing")
@@ -168,15 +169,22 @@ def chapter_artifacts(profile: str, root: str | Path | None = None) -> tuple[Pat
 # ----------------------------------------------------------------------------------------------- tables and facts
 
 
-def _stats(values: list[float]) -> tuple[float, float | None]:
+def mean_and_std(values: list[float]) -> tuple[float, float | None]:
     """Mean and sample std (None for one value), as :func:`mcef.experiments.aggregate` reports them."""
     return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else None
 
 
-def _row(model: str, protocol: str, n: int | None, figures: dict, stds: dict | None = None) -> dict:
+def comparison_row(model: str, protocol: str, n: int | None, figures: dict, stds: dict | None = None) -> dict:
     """One comparison row: per metric of HEADLINE its value and std (None where not defined)."""
     return {"model": model, "protocol": protocol, "n": n, **{m: figures.get(m) for m in HEADLINE},
             **{f"{m}_std": (stds or {}).get(m) for m in HEADLINE}}
+
+
+def row_over_seeds(model: str, protocol: str, figures: list[dict]) -> dict:
+    """:func:`comparison_row` of the mean and std over runs of ``figures`` (one dict of HEADLINE metrics per run)."""
+    stats = {metric: mean_and_std([f[metric] for f in figures]) for metric in HEADLINE}
+    return comparison_row(model, protocol, len(figures), {m: s[0] for m, s in stats.items()},
+                          {m: s[1] for m, s in stats.items()})
 
 
 def result_rows(artifacts: str | Path, corpus: Corpus, seeds) -> list[dict]:
@@ -191,17 +199,15 @@ def result_rows(artifacts: str | Path, corpus: Corpus, seeds) -> list[dict]:
          "test-selected: each metric at its best test epoch (the literature's protocol), same runs"),
     ):
         if runs:
-            stats = {metric: _stats([r[key][metric] for r in runs]) for metric in HEADLINE}
-            rows.append(_row(model, protocol, len(runs), {m: s[0] for m, s in stats.items()},
-                             {m: s[1] for m, s in stats.items()}))
+            rows.append(row_over_seeds(model, protocol, [r[key] for r in runs]))
     baseline = read_baselines(artifacts, [corpus.name]).get(corpus.name)
     if baseline is not None:
         chosen = ", ".join(f"{k}={v}" for k, v in baseline["chosen"].items())
-        rows.append(_row("logistic regression (ours, context-free)", f"validation-selected ({chosen}), "
+        rows.append(comparison_row("logistic regression (ours, context-free)", f"validation-selected ({chosen}), "
                          f"{corpus.encoder} features, deterministic", 1, baseline["test"]))
     for anchor in ANCHORS:
         if anchor["corpus"] == corpus.name:
-            rows.append(_row(f"{anchor['model']} (published)", anchor["protocol"], None,
+            rows.append(comparison_row(f"{anchor['model']} (published)", anchor["protocol"], None,
                              {m: None if anchor.get(m) is None else anchor[m] / 100 for m in HEADLINE}))
     return rows
 
@@ -342,3 +348,186 @@ def read_tuning(artifacts: str | Path) -> pd.DataFrame | None:
                           "valid acc": r["valid"]["accuracy"], "valid w-F1": r["valid"]["weighted_f1"],
                           "valid macro-F1": r["valid"]["macro_f1"], "selected epoch": r["selected_epoch"],
                           "epochs run": r["epochs_run"]} for r in records]).round(4)
+
+
+# ----------------------------------------------------------------------------------------------- fine-tuned features
+# Chapter 07, second part: the committed runs on *fine-tuned* text features, beside the frozen ones and the anchors.
+#
+# A config of the profile's ``real_text_finetuned`` section fine-tunes its encoder as an utterance classifier first
+# (``data.text.finetune``; one encoder per seed), then trains MCEF text-only on the fine-tuned features. Each run's
+# ``summary.json`` records, under ``data.text_features.encoding``, the fine-tuning itself: the epoch kept on
+# validation, its history, and the encoder's own classifier's scores on every split. The context-free logistic
+# baseline on the same features is ``<artifacts>/baseline_<config name>_seed<seed>.json``
+# (``mcef features baseline --config ... --seed ...``). The epoch times measured for each encoder and window
+# (``scripts/finetune_speed.py``) are ``<artifacts>/finetune_speed.json``.
+#
+# Unlike the frozen grid, this grid may be committed in part (a fine-tuning seed costs about half an hour on the
+# 2-core CPU these runs use): the seeds present are shown and counted, the missing ones named with the command that
+# makes them; a present run that is inconsistent or made by another config fails the chapter.
+
+# Published text-only figures with a fine-tuned encoder (percent), each with its protocol and encoder size. Quoted,
+# never computed.
+FINE_TUNED_ANCHORS = (
+    {"corpus": "iemocap", "model": "EmoBERTa, roberta-base (125M), past context", "weighted_f1": 62.79,
+     "protocol": "fine-tuned with previous utterances and speaker names; validation cross-entropy, mean of 5 seeds"},
+    {"corpus": "iemocap", "model": "EmoBERTa, roberta-large (355M), past context", "weighted_f1": 64.34,
+     "protocol": "fine-tuned with previous utterances and speaker names; validation cross-entropy, mean of 5 seeds"},
+    {"corpus": "iemocap", "model": "EmoBERTa, roberta-large (355M), past and future", "weighted_f1": 68.57,
+     "protocol": "its best input; validation cross-entropy, mean of 5 seeds"},
+    {"corpus": "iemocap", "model": "SACL-LSTM, roberta-large (355M) features", "weighted_f1": 69.22,
+     "protocol": "COSMIC's fine-tuned features; 5 seeds, 10% of training held out"},
+    {"corpus": "iemocap", "model": "CoMPM, roberta-large (355M)", "weighted_f1": 69.46,
+     "protocol": "fine-tuned with the dialogue context and a pre-trained speaker memory, as published"},
+    {"corpus": "iemocap", "model": "DialogueCRN, GloVe features", "weighted_f1": 66.20,
+     "protocol": "test-selected, as published"},
+    {"corpus": "meld", "model": "EmoBERTa, roberta-large (355M), past and future", "weighted_f1": 65.61,
+     "protocol": "its best input; validation cross-entropy, mean of 5 seeds"},
+    {"corpus": "meld", "model": "SACL-LSTM, roberta-large (355M) features", "weighted_f1": 66.45,
+     "protocol": "COSMIC's fine-tuned features; 5 seeds, 10% of training held out"},
+    {"corpus": "meld", "model": "CoMPM, roberta-large (355M)", "weighted_f1": 66.52,
+     "protocol": "fine-tuned with the dialogue context and a pre-trained speaker memory, as published"},
+)
+
+
+def finetuned_settings(profile: str, root: str | Path | None = None) -> RealTextSettings:
+    """The :class:`~mcef.book.real_results.RealTextSettings` of ``profile``'s ``real_text_finetuned`` section."""
+    return section_settings(profile, "real_text_finetuned", RealTextSettings, root)
+
+
+def finetuned_baseline_path(artifacts: str | Path, corpus: Corpus, seed: int) -> Path:
+    """Where the logistic baseline on the features of ``corpus``'s seed-``seed`` encoder is recorded."""
+    return Path(artifacts) / f"baseline_{corpus.config.name}_seed{seed}.json"
+
+
+def seed_commands(settings: RealTextSettings, corpus: Corpus, seeds) -> list[str]:
+    """The commands that make ``seeds`` of ``corpus`` (run from the project root; the sweep resumes a seed)."""
+    listed = " ".join(str(s) for s in seeds)
+    return [f"mcef sweep --config {corpus.config_path} --seeds {listed} --root {settings.artifacts}",
+            *(f"mcef features baseline --config {corpus.config_path} --seed {s} "
+              f"--out {finetuned_baseline_path(settings.artifacts, corpus, s)}" for s in seeds)]
+
+
+def chapter_finetuned(profile: str, root: str | Path | None = None):
+    """(artifacts folder, settings, corpus name -> Corpus, corpus name -> {seed: summary}, corpus name -> seeds
+    missing) of the fine-tuned grid; every run present is checked (selected epoch, config digest, baseline) and a
+    problem fails the chapter, naming it and the commands that remake the run."""
+    settings = finetuned_settings(profile, root)
+    found = corpora(settings, root)
+    artifacts = project_root(root) / settings.artifacts
+    runs, missing, problems = {}, {}, []
+    for name, corpus in found.items():
+        runs[name] = read_runs(artifacts, corpus, settings.seeds)
+        missing[name] = [s for s in settings.seeds if s not in runs[name]]
+        for seed in runs[name]:
+            problem = run_problem(artifacts / corpus.config.name / f"seed{seed}", runs[name][seed], corpus, seed)
+            if problem is None and not finetuned_baseline_path(artifacts, corpus, seed).is_file():
+                problem = f"{finetuned_baseline_path(artifacts, corpus, seed)} is missing"
+            if problem is not None:
+                problems.append(problem + "\n    remake it with: " + "; ".join(seed_commands(settings, corpus, [seed])))
+    check(not problems, "the committed fine-tuned runs are not consistent:\n  " + "\n  ".join(problems))
+    return artifacts, settings, found, runs, missing
+
+
+def encoding_record(summary: dict) -> dict:
+    """The fine-tuning record of a run (``data.text_features.encoding``); a run without one fails the chapter."""
+    record = summary["data"].get("text_features", {}).get("encoding", {})
+    check(bool(record.get("fine_tuned")), f"run {summary.get('name')!r} (seed {summary.get('seed')}) records no "
+          "fine-tuning in data.text_features.encoding")
+    return record
+
+
+def finetuned_rows(artifacts: str | Path, corpus: Corpus, runs: dict[int, dict]) -> list[dict]:
+    """Our three readings of the fine-tuned features (fractions, mean and std over the seeds present): the
+    encoder's own classifier, MCEF text-only on its features, the logistic regression on them."""
+    encoder = f"{corpus.encoder} fine-tuned, {corpus.config.data.text.window_before} previous utterances"
+    baselines = [json.loads(finetuned_baseline_path(artifacts, corpus, seed).read_text(encoding="utf-8"))["test"]
+                 for seed in runs]
+    return [
+        row_over_seeds(f"{corpus.encoder}'s own classifier (ours)", f"{encoder}; encoder epoch chosen on validation",
+                    [encoding_record(s)["classifier"]["test"] for s in runs.values()]),
+        row_over_seeds("MCEF text-only on its features (ours)", f"{encoder}; MCEF epoch chosen on validation",
+                    [s["test"] for s in runs.values()]),
+        row_over_seeds("logistic regression on its features (ours)", f"{encoder}; C chosen on validation", baselines),
+    ]
+
+
+def frozen_rows(artifacts: str | Path, frozen: Corpus, seeds) -> list[dict]:
+    """The frozen-encoder reference of the same corpus: MCEF text-only over the seeds, the logistic baseline."""
+    runs = read_runs(artifacts, frozen, seeds)
+    rows = [row_over_seeds("MCEF text-only, frozen encoder (ours)",
+                        f"{frozen.encoder} as shipped; epoch chosen on validation", [s["test"] for s in runs.values()])]
+    baseline = read_baselines(artifacts, [frozen.name]).get(frozen.name)
+    if baseline is not None:
+        rows.append(comparison_row("logistic regression, frozen encoder (ours)", f"{frozen.encoder} as shipped", 1,
+                                   baseline["test"]))
+    return rows
+
+
+def anchor_rows(corpus: str) -> list[dict]:
+    """The published fine-tuned text-only anchors of ``corpus`` as rows (weighted F1 only)."""
+    return [comparison_row(f"{a['model']} (published)", a["protocol"], None,
+                 {m: a[m] / 100 if m in a else None for m in HEADLINE}) for a in FINE_TUNED_ANCHORS if a["corpus"] == corpus]
+
+
+def history_table(runs: dict[int, dict]) -> pd.DataFrame:
+    """Per seed and fine-tuning epoch: training loss, validation weighted F1, seconds, and whether it was kept."""
+    rows = []
+    for seed, summary in runs.items():
+        record = encoding_record(summary)
+        kept = record["candidates"][record["class_weights"]]
+        for epoch in kept["history"]:
+            rows.append({"seed": seed, "epoch": epoch["epoch"], "train loss": round(epoch["train_loss"], 4),
+                         "valid w-F1": round(epoch["valid_weighted_f1"], 4), "minutes": round(epoch["seconds"] / 60, 1),
+                         "kept": "yes" if epoch["epoch"] == kept["best_epoch"] else ""})
+    return pd.DataFrame(rows)
+
+
+def speed_table(artifacts: str | Path) -> tuple[pd.DataFrame, dict]:
+    """The measured epoch times (``finetune_speed.json``) as a table, and the record's machine, commit and date."""
+    record = json.loads((Path(artifacts) / "finetune_speed.json").read_text(encoding="utf-8"))
+    table = pd.DataFrame([{"corpus": r["corpus"], "encoder": r["encoder"], "previous utterances": r["window_before"],
+                           "token limit": r["max_seq_length"], "mean tokens": round(r["mean_tokens"]),
+                           "s / step": r["step_seconds"], "min / epoch": r["epoch_minutes"]} for r in record["rows"]])
+    return table, {k: record[k] for k in ("machine", "commit", "date", "steps")}
+
+
+def finetuned_facts(name: str, rows: list[dict], frozen: list[dict], runs: dict[int, dict]) -> dict[str, float | int | str]:
+    """What the section says of one corpus (percent), keyed by glue names ``<corpus>_ft_*``."""
+    own, mcef, logistic = rows
+    facts = {f"{name}_ft_n": mcef["n"], f"{name}_ft_own_weighted_f1": own["weighted_f1"] * 100,
+             f"{name}_ft_logistic_weighted_f1": logistic["weighted_f1"] * 100,
+             f"{name}_frozen_weighted_f1": frozen[0]["weighted_f1"] * 100}
+    for metric in HEADLINE:
+        facts[f"{name}_ft_{metric}"] = mcef[metric] * 100
+        facts[f"{name}_ft_{metric}_std"] = 0.0 if mcef[f"{metric}_std"] is None else mcef[f"{metric}_std"] * 100
+    gain = (mcef["weighted_f1"] - frozen[0]["weighted_f1"]) * 100
+    facts[f"{name}_ft_gain"], facts[f"{name}_ft_side"] = abs(gain), "above" if gain >= 0 else "below"
+    minutes = [sum(e["seconds"] for c in encoding_record(s)["candidates"].values() for e in c["history"]) / 60
+               for s in runs.values()]
+    facts[f"{name}_ft_minutes"] = statistics.fmean(minutes)
+    return facts
+
+
+def finetuned_sentence(name: str, facts: dict, corpus: Corpus, frozen: Corpus) -> str:
+    """The section's finding for one corpus (Markdown), from :func:`finetuned_facts`; ``frozen``: the corpus's
+    frozen-encoder recipe (chapter 7's first part)."""
+    f = {k.removeprefix(f"{name}_"): v for k, v in facts.items()}
+    tune = corpus.config.data.text
+    return (f"On {name.upper()}, fine-tuning {corpus.encoder} as an utterance classifier with the "
+            f"{tune.window_before} previous utterances as context (about {f['ft_minutes']:.0f} minutes per seed on "
+            f"this CPU) gives MCEF text-only a test weighted F1 of {f['ft_weighted_f1']:.2f} ± "
+            f"{f['ft_weighted_f1_std']:.2f} over {f['ft_n']} seed{'s' if f['ft_n'] != 1 else ''}, "
+            f"{f['ft_gain']:.1f} points {f['ft_side']} MCEF on frozen {frozen.encoder} features "
+            f"({f['frozen_weighted_f1']:.2f}). "
+            f"The fine-tuned encoder's own classifier scores {f['ft_own_weighted_f1']:.2f} and a context-free "
+            f"logistic regression on its features {f['ft_logistic_weighted_f1']:.2f}.")
+
+
+def pending_sentence(settings: RealTextSettings, corpus: Corpus, missing: list[int], n_present: int) -> str:
+    """What of the planned grid is not committed yet, and the commands that make it (Markdown; empty when none)."""
+    if not missing:
+        return ""
+    sweep, baseline = seed_commands(settings, corpus, missing)[:2]
+    return (f"**{n_present} of {len(settings.seeds)} planned seeds** of `{corpus.config_path}` are committed; "
+            f"seeds {', '.join(map(str, missing))} are made by `{sweep}` (resumable), then, for each seed, "
+            f"`{baseline.replace(f'seed{missing[0]}', 'seed<s>').replace(f'--seed {missing[0]}', '--seed <s>')}`.")

@@ -62,7 +62,7 @@ def paper_scale_runs(profile: str = "results", root: str | Path | None = None) -
 
 def _spread(summaries: list[dict], key: str, metric: str) -> str:
     """``"mean ± std"`` (percent) of ``summaries[i][key][metric]``, the way chapter 7 reports it."""
-    return mean_std(*real_results._stats([s[key][metric] for s in summaries]))
+    return mean_std(*real_results.mean_and_std([s[key][metric] for s in summaries]))
 
 
 def training_claims(summaries: list[dict], n_seeds: int, produce: str) -> list[Claim]:
@@ -140,7 +140,7 @@ def ablation_claims(profile: str = "results", root: str | Path | None = None) ->
             claims.append(Claim(claim, "better than the alternatives", f"chapter 5's runs are not all committed yet: "
                                 f"`{produce}`", "not yet produced", "chapter 5"))
             continue
-        stats = {k: real_results._stats(_paired_gains(ours, runs[by_label[k].name])) for k in others}
+        stats = {k: real_results.mean_and_std(_paired_gains(ours, runs[by_label[k].name])) for k in others}
         gains = "; ".join(f"{mean_std(*stats[k])} points of test weighted F1 over {k[1]}" for k in others)
         claims.append(Claim(claim, "better than the alternatives", f"{n_seeds} seeds on synthetic data: {gains}",
                             comparison_status(stats), "chapter 5"))

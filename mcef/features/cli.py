@@ -29,6 +29,7 @@ def add_commands(sub) -> None:
                       help=f"one of {', '.join(ENCODERS)} or a local sentence-transformers directory (default %(default)s)")
     text.add_argument("--context", choices=("none", "speaker", "previous"), default="none",
                       help="encode the utterance alone, with its speaker tag, or after the previous utterance")
+    text.add_argument("--seed", type=int, help="with --config: the run seed (train.seed) whose fine-tuned encoder to use, where data.text.finetune.seed is null (default: the config's)")
     text.add_argument("--no-normalize-text", action="store_true", help="encode sentences exactly as in the file")
     text.add_argument("--max-seq-length", type=int, default=None, help="tokens kept per utterance (default: encoder's)")
     text.add_argument("--batch-size", type=int, default=64, help="utterances per forward pass (default %(default)s)")
@@ -44,6 +45,7 @@ def add_commands(sub) -> None:
     baseline.add_argument("--config", metavar="YAML",
                           help="instead of DATASET: the data of this experiment config (encoded and standardised "
                                "exactly as `mcef train` sees it)")
+    baseline.add_argument("--seed", type=int, help="with --config: the run seed (train.seed) whose fine-tuned encoder to use, where data.text.finetune.seed is null (default: the config's)")
     baseline.add_argument("--modality", default="text", help="which features to read (default %(default)s)")
     baseline.add_argument("--json", action="store_true", help="print the full result as JSON")
     baseline.add_argument("--out", metavar="PATH", help="also write the result, with its provenance, as JSON here")
@@ -54,6 +56,13 @@ def add_commands(sub) -> None:
     features.set_defaults(func=lambda args: features.print_help() or 2)
 
 
+def _seeded(config, seed: int | None):
+    """``config`` with ``train.seed`` set to ``seed`` (None: unchanged)."""
+    from mcef.config import with_changes
+
+    return config if seed is None else with_changes(config, train={"seed": seed})
+
+
 def _text_settings(args: argparse.Namespace):
     """(source, TextFeatureConfig, cache dir, reader settings) from ``--config`` or from the flags."""
     from mcef.features.text import TextFeatureConfig
@@ -62,7 +71,7 @@ def _text_settings(args: argparse.Namespace):
         from mcef.config import load_config
         from mcef.features.pipeline import data_for_run, label_options
 
-        data = data_for_run(load_config(args.config))  # a fine-tuning seed left to the run: the config's train.seed
+        data = data_for_run(_seeded(load_config(args.config), args.seed))  # a fine-tuning seed left to the run
         if data.path is None or data.path == "synthetic":
             raise ValueError(f"{args.config}: data.path must name a transcript file for `features text`, "
                              f"got {data.path!r}")
@@ -111,7 +120,7 @@ def _baseline(args: argparse.Namespace) -> int:
         from mcef.config import load_config
         from mcef.features.pipeline import data_for_run, load_data
 
-        config = load_config(args.config)
+        config = _seeded(load_config(args.config), args.seed)
         dataset, description = load_data(data_for_run(config))
     elif args.dataset:
         config, dataset = None, load_dataset(args.dataset)

@@ -344,3 +344,47 @@ def _features_and_scores(model: Classifier, inputs: Inputs, dataset: DialogueDat
         rows = np.concatenate([np.arange(at[d], at[d] + len(items[d])) for d in dids]) if dids else np.array([], int)
         split_scores[split] = classifier_scores(logits[rows], [flat[r] for r in rows], dataset.label_names)
     return features, split_scores
+
+
+def epoch_seconds(dataset: DialogueDataset, config: TextFeatureConfig, *, steps: int = 8, device: str = "auto",
+                  seed: int = 0) -> dict:
+    """A measured estimate of one fine-tuning epoch of ``config`` over ``dataset``'s training split: ``steps``
+    training steps on batches drawn at random from the epoch's length-bucketed batches (so their lengths are the
+    epoch's), timed after one warm-up step; the epoch is their mean times the number of batches, plus one pass
+    over the validation split in eval mode (timed the same way, per utterance)."""
+    from mcef.device import resolve_device
+
+    target, tune = resolve_device(device), config.finetune or FineTuneConfig()
+    model, tokenizer = _fresh_classifier(config, len(dataset.label_names), target, seed)
+    items = dataset_items(dataset, config, tokenizer.sep_token or "|")
+    train = [i for did in dataset.splits["train"] for i in items[did]]
+    valid = [i for did in dataset.splits["valid"] for i in items[did]]
+    inputs = Inputs(tokenizer, tune.max_seq_length, paired=config.context == "window"
+                    and config.window_before + config.window_after > 0, device=target, bf16=tune.bf16)
+    rng = np.random.default_rng(seed)
+    lengths = inputs.lengths(train)
+    batches = bucketed_batches(lengths, tune.batch_size, tune.bucket_batches, rng)
+    chosen = [batches[k] for k in rng.choice(len(batches), size=steps + 1, replace=False)]
+    optimizer, loss_fn = _optimizer(model, tune), nn.CrossEntropyLoss()
+    model.train()
+    timings = []
+    for batch_indices in chosen:
+        start = time.perf_counter()
+        batch = [train[i] for i in batch_indices]
+        with inputs.autocast():
+            loss = loss_fn(model(inputs.batch(batch)).float(), torch.tensor([i.label for i in batch], device=target))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        timings.append(time.perf_counter() - start)
+    sample = [valid[i] for i in rng.choice(len(valid), size=min(len(valid), 4 * tune.batch_size), replace=False)]
+    start = time.perf_counter()
+    run_encoder(model, inputs, sample, 2 * tune.batch_size)
+    valid_seconds = (time.perf_counter() - start) / len(sample) * len(valid)
+    step = float(np.mean(timings[1:]))  # the first step pays for allocations
+    return {"encoder": config.encoder, "window_before": config.window_before, "window_after": config.window_after,
+            "max_seq_length": tune.max_seq_length, "batch_size": tune.batch_size, "bf16": tune.bf16,
+            "train_utterances": len(train), "batches": len(batches),
+            "mean_tokens": float(lengths.mean()), "step_seconds": round(step, 3),
+            "epoch_minutes": round((step * len(batches) + valid_seconds) / 60, 1), "device": str(target),
+            "torch_threads": torch.get_num_threads()}

@@ -1,0 +1,135 @@
+"""Chapter 7's fine-tuned grid: a part of it may be committed (the rest named with its commands), every run present
+is checked against the committed config, and the rows are the runs' own figures. Fast: JSON only."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from book_helpers import REPO, make_root
+
+from mcef.book import real_results as rr
+from mcef.book.common import SelfCheckFailed
+from mcef.config import save_config, with_changes
+from mcef.runs import config_digest
+
+SETTINGS = rr.finetuned_settings("smoke", REPO)
+
+
+def scores(weighted_f1: float) -> dict:
+    return {"accuracy": weighted_f1 + 0.01, "weighted_f1": weighted_f1, "macro_f1": weighted_f1 - 0.02}
+
+
+def fake_run(root, seed: int, mcef_f1: float, own_f1: float, logistic_f1: float) -> None:
+    """A run of the committed fine-tuned config as `mcef sweep` writes it (summary, config, metrics) and its baseline."""
+    corpus = rr.corpora(SETTINGS, root)["iemocap"]
+    config = with_changes(corpus.config, train={"seed": seed})
+    run_dir = root / SETTINGS.artifacts / corpus.config.name / f"seed{seed}"
+    run_dir.mkdir(parents=True)
+    save_config(config, run_dir / "config.yaml")
+    (run_dir / "metrics.jsonl").write_text("".join(json.dumps({"epoch": e, "valid_weighted_f1": f}) + "\n"
+                                                   for e, f in ((1, 0.5), (2, 0.6), (3, 0.55))))
+    history = [{"epoch": 1, "train_loss": 1.2, "valid_accuracy": 0.5, "valid_weighted_f1": 0.55, "seconds": 540.0},
+               {"epoch": 2, "train_loss": 0.9, "valid_accuracy": 0.6, "valid_weighted_f1": 0.61, "seconds": 560.0}]
+    encoding = {"fine_tuned": True, "class_weights": "none", "selected_epoch": 2,
+                "candidates": {"none": {"epoch": 2, "history": history, "best_epoch": 2, "best_valid_weighted_f1": 0.61}},
+                "classifier": {split: scores(own_f1) for split in ("train", "valid", "test")}}
+    summary = {"name": corpus.config.name, "seed": seed, "selected_epoch": 2, "test": {**scores(mcef_f1), "epoch": 2},
+               "data": {"text_features": {"encoding": encoding}}, "provenance": {"config_digest": config_digest(config)}}
+    (run_dir / "summary.json").write_text(json.dumps(summary))
+    path = rr.finetuned_baseline_path(root / SETTINGS.artifacts, corpus, seed)
+    path.write_text(json.dumps({"test": scores(logistic_f1)}))
+
+
+@pytest.fixture
+def root(tmp_path):
+    """A project root with the committed configs and real-text results, without any fine-tuned run."""
+    root = make_root(tmp_path)
+    shutil.copytree(REPO / SETTINGS.artifacts, root / SETTINGS.artifacts,
+                    ignore=shutil.ignore_patterns("*_finetuned", "baseline_*_finetuned_*"))
+    return root
+
+
+def test_the_profile_names_the_fine_tuned_config_and_it_fine_tunes_on_training_data_only():
+    found = rr.corpora(SETTINGS, REPO)
+    assert list(found) == ["iemocap", "meld"]
+    for corpus in found.values():
+        tune = corpus.config.data.text
+        assert tune.context == "window" and tune.window_before > 0 and tune.finetune is not None
+        assert tune.finetune.seed is None  # each run's seed fine-tunes its own encoder
+    assert SETTINGS.seeds == (0, 1, 2, 3, 4)
+
+
+def test_the_committed_fine_tuned_runs_are_consistent():
+    artifacts, _, found, runs, missing = rr.chapter_finetuned("smoke", REPO)  # raises on any inconsistent run
+    for name in found:
+        assert sorted([*runs[name], *missing[name]]) == list(SETTINGS.seeds)
+        for summary in runs[name].values():
+            record = rr.encoding_record(summary)
+            assert record["selected_epoch"] == record["candidates"][record["class_weights"]]["best_epoch"]
+            assert set(record["classifier"]) == {"train", "valid", "test"}
+
+
+def test_no_run_committed_names_every_seed_and_its_commands(root):
+    _, settings, found, runs, missing = rr.chapter_finetuned("smoke", root)
+    assert runs == {"iemocap": {}, "meld": {}} and missing == {"iemocap": [0, 1, 2, 3, 4], "meld": [0, 1, 2, 3, 4]}
+    text = rr.pending_sentence(settings, found["iemocap"], missing["iemocap"], 0)
+    assert text.startswith("**0 of 5 planned seeds**")
+    assert ("`mcef sweep --config configs/real/iemocap_finetuned.yaml --seeds 0 1 2 3 4 --root book/results/real_text`"
+            in text)
+    assert "--seed <s> --out book/results/real_text/baseline_iemocap_finetuned_seed<s>.json" in text
+    assert rr.pending_sentence(settings, found["iemocap"], [], 5) == ""
+
+
+def test_rows_and_facts_are_the_runs_figures(root):
+    fake_run(root, 0, 0.64, 0.60, 0.58)
+    fake_run(root, 2, 0.66, 0.62, 0.59)
+    artifacts, settings, found, runs, missing = rr.chapter_finetuned("smoke", root)
+    assert sorted(runs["iemocap"]) == [0, 2] and missing["iemocap"] == [1, 3, 4] and runs["meld"] == {}
+    own, mcef, logistic = rr.finetuned_rows(artifacts, found["iemocap"], runs["iemocap"])
+    assert mcef["n"] == 2 and mcef["weighted_f1"] == pytest.approx(0.65)
+    assert mcef["weighted_f1_std"] == pytest.approx(np.std([0.64, 0.66], ddof=1))
+    assert own["weighted_f1"] == pytest.approx(0.61) and logistic["macro_f1"] == pytest.approx(0.565)
+    frozen_corpus = rr.corpora(rr.real_text_settings("smoke", root), root)["iemocap"]
+    frozen = rr.frozen_rows(artifacts, frozen_corpus, (0, 1, 2, 3, 4))
+    committed = rr.result_rows(artifacts, frozen_corpus, (0, 1, 2, 3, 4))
+    assert frozen[0]["weighted_f1"] == pytest.approx(committed[0]["weighted_f1"])
+    facts = rr.finetuned_facts("iemocap", [own, mcef, logistic], frozen, runs["iemocap"])
+    assert facts["iemocap_ft_weighted_f1"] == pytest.approx(65.0) and facts["iemocap_ft_n"] == 2
+    gain = 65.0 - 100 * frozen[0]["weighted_f1"]
+    assert facts["iemocap_ft_gain"] == pytest.approx(abs(gain))
+    assert facts["iemocap_ft_side"] == ("above" if gain >= 0 else "below")
+    assert facts["iemocap_ft_minutes"] == pytest.approx(1100 / 60)
+    sentence = rr.finetuned_sentence("iemocap", facts, found["iemocap"], frozen_corpus)
+    assert "MCEF on frozen all-mpnet-base-v2 features" in sentence
+    assert "65.00 ± 1.41 over 2 seeds" in sentence and "own classifier scores 61.00" in sentence
+    history = rr.history_table(runs["iemocap"])
+    assert list(history["kept"]) == ["", "yes", "", "yes"] and list(history["seed"]) == [0, 0, 2, 2]
+    shown = rr.results_table([own, mcef, logistic, *frozen, *rr.anchor_rows("iemocap")])
+    assert shown["weighted-F1"].iloc[-1] == "66.20" and shown["accuracy"].iloc[-1] == "-"
+    assert all(set(a) >= {"corpus", "model", "weighted_f1", "protocol"} for a in rr.FINE_TUNED_ANCHORS)
+
+
+def test_a_run_of_another_config_or_without_its_baseline_fails_the_chapter(root):
+    fake_run(root, 1, 0.64, 0.60, 0.58)
+    corpus = rr.corpora(SETTINGS, root)["iemocap"]
+    run_dir = root / SETTINGS.artifacts / corpus.config.name / "seed1"
+    summary = json.loads((run_dir / "summary.json").read_text())
+    summary["provenance"]["config_digest"] = "0" * 16
+    (run_dir / "summary.json").write_text(json.dumps(summary))
+    with pytest.raises(SelfCheckFailed, match="made by another config") as failure:
+        rr.chapter_finetuned("smoke", root)
+    assert "--seeds 1 --root" in str(failure.value)
+    summary["provenance"]["config_digest"] = config_digest(with_changes(corpus.config, train={"seed": 1}))
+    (run_dir / "summary.json").write_text(json.dumps(summary))
+    rr.finetuned_baseline_path(root / SETTINGS.artifacts, corpus, 1).unlink()
+    with pytest.raises(SelfCheckFailed, match="baseline_iemocap_finetuned_seed1.json is missing"):
+        rr.chapter_finetuned("smoke", root)
+
+
+def test_the_measured_epoch_times_are_tabled_with_their_machine():
+    table, record = rr.speed_table(REPO / SETTINGS.artifacts)
+    assert set(table["encoder"]) == {"all-MiniLM-L6-v2", "all-mpnet-base-v2"} and set(table["corpus"]) == {"IEMOCAP", "MELD"}
+    assert (table["min / epoch"] > 0).all() and record["machine"]["cores"] >= 1 and record["steps"] >= 1
