@@ -394,17 +394,22 @@ def finetuned_settings(profile: str, root: str | Path | None = None) -> RealText
     return section_settings(profile, "real_text_finetuned", RealTextSettings, root)
 
 
-def finetuned_baseline_path(artifacts: str | Path, corpus: Corpus, seed: int) -> Path:
+def finetuned_baseline_path(artifacts: str | Path, corpus: Corpus, seed: int | str) -> Path:
     """Where the logistic baseline on the features of ``corpus``'s seed-``seed`` encoder is recorded."""
     return Path(artifacts) / f"baseline_{corpus.config.name}_seed{seed}.json"
+
+
+def baseline_command(settings: RealTextSettings, corpus: Corpus, seed: int | str) -> str:
+    """The command that fits the logistic baseline on the features of ``corpus``'s seed-``seed`` encoder."""
+    return (f"mcef features baseline --config {corpus.config_path} --seed {seed} "
+            f"--out {finetuned_baseline_path(settings.artifacts, corpus, seed)}")
 
 
 def seed_commands(settings: RealTextSettings, corpus: Corpus, seeds) -> list[str]:
     """The commands that make ``seeds`` of ``corpus`` (run from the project root; the sweep resumes a seed)."""
     listed = " ".join(str(s) for s in seeds)
     return [f"mcef sweep --config {corpus.config_path} --seeds {listed} --root {settings.artifacts}",
-            *(f"mcef features baseline --config {corpus.config_path} --seed {s} "
-              f"--out {finetuned_baseline_path(settings.artifacts, corpus, s)}" for s in seeds)]
+            *(baseline_command(settings, corpus, s) for s in seeds)]
 
 
 def chapter_finetuned(profile: str, root: str | Path | None = None):
@@ -444,9 +449,9 @@ def finetuned_rows(artifacts: str | Path, corpus: Corpus, runs: dict[int, dict])
                  for seed in runs]
     return [
         row_over_seeds(f"{corpus.encoder}'s own classifier (ours)", f"{encoder}; encoder epoch chosen on validation",
-                    [encoding_record(s)["classifier"]["test"] for s in runs.values()]),
+                       [encoding_record(s)["classifier"]["test"] for s in runs.values()]),
         row_over_seeds("MCEF text-only on its features (ours)", f"{encoder}; MCEF epoch chosen on validation",
-                    [s["test"] for s in runs.values()]),
+                       [s["test"] for s in runs.values()]),
         row_over_seeds("logistic regression on its features (ours)", f"{encoder}; C chosen on validation", baselines),
     ]
 
@@ -454,8 +459,8 @@ def finetuned_rows(artifacts: str | Path, corpus: Corpus, runs: dict[int, dict])
 def frozen_rows(artifacts: str | Path, frozen: Corpus, seeds) -> list[dict]:
     """The frozen-encoder reference of the same corpus: MCEF text-only over the seeds, the logistic baseline."""
     runs = read_runs(artifacts, frozen, seeds)
-    rows = [row_over_seeds("MCEF text-only, frozen encoder (ours)",
-                        f"{frozen.encoder} as shipped; epoch chosen on validation", [s["test"] for s in runs.values()])]
+    rows = [row_over_seeds("MCEF text-only, frozen encoder (ours)", f"{frozen.encoder} as shipped; epoch chosen on "
+                           "validation", [s["test"] for s in runs.values()])]
     baseline = read_baselines(artifacts, [frozen.name]).get(frozen.name)
     if baseline is not None:
         rows.append(comparison_row("logistic regression, frozen encoder (ours)", f"{frozen.encoder} as shipped", 1,
@@ -466,7 +471,8 @@ def frozen_rows(artifacts: str | Path, frozen: Corpus, seeds) -> list[dict]:
 def anchor_rows(corpus: str) -> list[dict]:
     """The published fine-tuned text-only anchors of ``corpus`` as rows (weighted F1 only)."""
     return [comparison_row(f"{a['model']} (published)", a["protocol"], None,
-                 {m: a[m] / 100 if m in a else None for m in HEADLINE}) for a in FINE_TUNED_ANCHORS if a["corpus"] == corpus]
+                           {m: a[m] / 100 if m in a else None for m in HEADLINE})
+            for a in FINE_TUNED_ANCHORS if a["corpus"] == corpus]
 
 
 def history_table(runs: dict[int, dict]) -> pd.DataFrame:
@@ -527,7 +533,7 @@ def pending_sentence(settings: RealTextSettings, corpus: Corpus, missing: list[i
     """What of the planned grid is not committed yet, and the commands that make it (Markdown; empty when none)."""
     if not missing:
         return ""
-    sweep, baseline = seed_commands(settings, corpus, missing)[:2]
+    sweep = seed_commands(settings, corpus, missing)[0]
     return (f"**{n_present} of {len(settings.seeds)} planned seeds** of `{corpus.config_path}` are committed; "
             f"seeds {', '.join(map(str, missing))} are made by `{sweep}` (resumable), then, for each seed, "
-            f"`{baseline.replace(f'seed{missing[0]}', 'seed<s>').replace(f'--seed {missing[0]}', '--seed <s>')}`.")
+            f"`{baseline_command(settings, corpus, '<s>')}`.")

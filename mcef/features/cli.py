@@ -8,6 +8,10 @@ import sys
 import time
 
 
+SEED_HELP = ("with --config: the run seed (train.seed) whose fine-tuned encoder to use, where "
+             "data.text.finetune.seed is null (default: the config's)")
+
+
 def add_commands(sub) -> None:
     """Add the ``features`` command group to the ``mcef`` sub-parsers ``sub``."""
     from mcef.features.text import DEFAULT_ENCODER, ENCODERS
@@ -29,7 +33,7 @@ def add_commands(sub) -> None:
                       help=f"one of {', '.join(ENCODERS)} or a local sentence-transformers directory (default %(default)s)")
     text.add_argument("--context", choices=("none", "speaker", "previous"), default="none",
                       help="encode the utterance alone, with its speaker tag, or after the previous utterance")
-    text.add_argument("--seed", type=int, help="with --config: the run seed (train.seed) whose fine-tuned encoder to use, where data.text.finetune.seed is null (default: the config's)")
+    text.add_argument("--seed", type=int, help=SEED_HELP)
     text.add_argument("--no-normalize-text", action="store_true", help="encode sentences exactly as in the file")
     text.add_argument("--max-seq-length", type=int, default=None, help="tokens kept per utterance (default: encoder's)")
     text.add_argument("--batch-size", type=int, default=64, help="utterances per forward pass (default %(default)s)")
@@ -45,7 +49,7 @@ def add_commands(sub) -> None:
     baseline.add_argument("--config", metavar="YAML",
                           help="instead of DATASET: the data of this experiment config (encoded and standardised "
                                "exactly as `mcef train` sees it)")
-    baseline.add_argument("--seed", type=int, help="with --config: the run seed (train.seed) whose fine-tuned encoder to use, where data.text.finetune.seed is null (default: the config's)")
+    baseline.add_argument("--seed", type=int, help=SEED_HELP)
     baseline.add_argument("--modality", default="text", help="which features to read (default %(default)s)")
     baseline.add_argument("--json", action="store_true", help="print the full result as JSON")
     baseline.add_argument("--out", metavar="PATH", help="also write the result, with its provenance, as JSON here")
