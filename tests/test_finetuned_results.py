@@ -79,7 +79,7 @@ def test_no_run_committed_names_every_seed_and_its_commands(root):
     assert text.startswith("**0 of 5 planned seeds**")
     assert ("`mcef sweep --config configs/real/iemocap_finetuned.yaml --seeds 0 1 2 3 4 --root book/results/real_text`"
             in text)
-    assert "--seed <s> --out book/results/real_text/baseline_iemocap_finetuned_seed<s>.json" in text
+    assert "--seed S --out book/results/real_text/baseline_iemocap_finetuned_seedS.json" in text
     assert rr.pending_sentence(settings, found["iemocap"], [], 5) == ""
 
 
@@ -104,6 +104,8 @@ def test_rows_and_facts_are_the_runs_figures(root):
     assert facts["iemocap_ft_minutes"] == pytest.approx(1100 / 60)
     sentence = rr.finetuned_sentence("iemocap", facts, found["iemocap"], frozen_corpus)
     assert "MCEF on frozen all-mpnet-base-v2 features" in sentence
+    one = rr.finetuned_sentence("iemocap", {**facts, "iemocap_ft_n": 1}, found["iemocap"], frozen_corpus)
+    assert "65.00 over 1 seed," in one  # no spread from one seed
     assert "65.00 ± 1.41 over 2 seeds" in sentence and "own classifier scores 61.00" in sentence
     history = rr.history_table(runs["iemocap"])
     assert list(history["kept"]) == ["", "yes", "", "yes"] and list(history["seed"]) == [0, 0, 2, 2]

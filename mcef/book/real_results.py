@@ -519,10 +519,11 @@ def finetuned_sentence(name: str, facts: dict, corpus: Corpus, frozen: Corpus) -
     frozen-encoder recipe (chapter 7's first part)."""
     f = {k.removeprefix(f"{name}_"): v for k, v in facts.items()}
     tune = corpus.config.data.text
+    spread = f"{f['ft_weighted_f1']:.2f}" + (f" ± {f['ft_weighted_f1_std']:.2f}" if f["ft_n"] > 1 else "")
     return (f"On {name.upper()}, fine-tuning {corpus.encoder} as an utterance classifier with the "
-            f"{tune.window_before} previous utterances as context (about {f['ft_minutes']:.0f} minutes per seed on "
-            f"this CPU) gives MCEF text-only a test weighted F1 of {f['ft_weighted_f1']:.2f} ± "
-            f"{f['ft_weighted_f1_std']:.2f} over {f['ft_n']} seed{'s' if f['ft_n'] != 1 else ''}, "
+            f"{tune.window_before} previous utterances as context (about {f['ft_minutes']:.0f} minutes of "
+            f"fine-tuning per seed on this CPU) gives MCEF text-only a test weighted F1 of {spread} over "
+            f"{f['ft_n']} seed{'s' if f['ft_n'] != 1 else ''}, "
             f"{f['ft_gain']:.1f} points {f['ft_side']} MCEF on frozen {frozen.encoder} features "
             f"({f['frozen_weighted_f1']:.2f}). "
             f"The fine-tuned encoder's own classifier scores {f['ft_own_weighted_f1']:.2f} and a context-free "
@@ -536,4 +537,4 @@ def pending_sentence(settings: RealTextSettings, corpus: Corpus, missing: list[i
     sweep = seed_commands(settings, corpus, missing)[0]
     return (f"**{n_present} of {len(settings.seeds)} planned seeds** of `{corpus.config_path}` are committed; "
             f"seeds {', '.join(map(str, missing))} are made by `{sweep}` (resumable), then, for each seed, "
-            f"`{baseline_command(settings, corpus, '<s>')}`.")
+            f"`{baseline_command(settings, corpus, 'S')}`.")
