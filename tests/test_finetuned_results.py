@@ -102,6 +102,7 @@ def test_rows_and_facts_are_the_runs_figures(root):
     assert facts["iemocap_ft_gain"] == pytest.approx(abs(gain))
     assert facts["iemocap_ft_side"] == ("above" if gain >= 0 else "below")
     assert facts["iemocap_ft_minutes"] == pytest.approx(1100 / 60)
+    assert facts["iemocap_ft_own_train_weighted_f1"] == pytest.approx(61.0) and facts["iemocap_ft_mcef_epoch"] == 2
     sentence = rr.finetuned_sentence("iemocap", facts, found["iemocap"], frozen_corpus)
     assert "MCEF on frozen all-mpnet-base-v2 features" in sentence
     one = rr.finetuned_sentence("iemocap", {**facts, "iemocap_ft_n": 1}, found["iemocap"], frozen_corpus)
