@@ -205,11 +205,13 @@ def result_rows(artifacts: str | Path, corpus: Corpus, seeds) -> list[dict]:
         chosen = ", ".join(f"{k}={v}" for k, v in baseline["chosen"].items())
         rows.append(comparison_row("logistic regression (ours, context-free)", f"validation-selected ({chosen}), "
                          f"{corpus.encoder} features, deterministic", 1, baseline["test"]))
-    for anchor in ANCHORS:
-        if anchor["corpus"] == corpus.name:
-            rows.append(comparison_row(f"{anchor['model']} (published)", anchor["protocol"], None,
-                             {m: None if anchor.get(m) is None else anchor[m] / 100 for m in HEADLINE}))
-    return rows
+    return rows + [published_row(a) for a in ANCHORS if a["corpus"] == corpus.name]
+
+
+def published_row(anchor: dict) -> dict:
+    """A quoted literature figure (percent in ``anchor``) as a comparison row (fractions; None where not given)."""
+    return comparison_row(f"{anchor['model']} (published)", anchor["protocol"], None,
+                          {m: None if anchor.get(m) is None else anchor[m] / 100 for m in HEADLINE})
 
 
 def results_table(rows: list[dict]) -> pd.DataFrame:
@@ -365,8 +367,8 @@ def read_tuning(artifacts: str | Path) -> pd.DataFrame | None:
 # 2-core CPU these runs use): the seeds present are shown and counted, the missing ones named with the command that
 # makes them; a present run that is inconsistent or made by another config fails the chapter.
 
-# Published text-only figures with a fine-tuned encoder (percent), each with its protocol and encoder size. Quoted,
-# never computed.
+# Published text-only figures of systems that fine-tune their encoder end to end (percent), each with its protocol
+# and encoder size; shown with the ANCHORS above. Quoted, never computed.
 FINE_TUNED_ANCHORS = (
     {"corpus": "iemocap", "model": "EmoBERTa, roberta-base (125M), past context", "weighted_f1": 62.79,
      "protocol": "fine-tuned with previous utterances and speaker names; validation cross-entropy, mean of 5 seeds"},
@@ -374,16 +376,10 @@ FINE_TUNED_ANCHORS = (
      "protocol": "fine-tuned with previous utterances and speaker names; validation cross-entropy, mean of 5 seeds"},
     {"corpus": "iemocap", "model": "EmoBERTa, roberta-large (355M), past and future", "weighted_f1": 68.57,
      "protocol": "its best input; validation cross-entropy, mean of 5 seeds"},
-    {"corpus": "iemocap", "model": "SACL-LSTM, roberta-large (355M) features", "weighted_f1": 69.22,
-     "protocol": "COSMIC's fine-tuned features; 5 seeds, 10% of training held out"},
     {"corpus": "iemocap", "model": "CoMPM, roberta-large (355M)", "weighted_f1": 69.46,
      "protocol": "fine-tuned with the dialogue context and a pre-trained speaker memory, as published"},
-    {"corpus": "iemocap", "model": "DialogueCRN, GloVe features", "weighted_f1": 66.20,
-     "protocol": "test-selected, as published"},
     {"corpus": "meld", "model": "EmoBERTa, roberta-large (355M), past and future", "weighted_f1": 65.61,
      "protocol": "its best input; validation cross-entropy, mean of 5 seeds"},
-    {"corpus": "meld", "model": "SACL-LSTM, roberta-large (355M) features", "weighted_f1": 66.45,
-     "protocol": "COSMIC's fine-tuned features; 5 seeds, 10% of training held out"},
     {"corpus": "meld", "model": "CoMPM, roberta-large (355M)", "weighted_f1": 66.52,
      "protocol": "fine-tuned with the dialogue context and a pre-trained speaker memory, as published"},
 )
@@ -469,10 +465,8 @@ def frozen_rows(artifacts: str | Path, frozen: Corpus, seeds) -> list[dict]:
 
 
 def anchor_rows(corpus: str) -> list[dict]:
-    """The published fine-tuned text-only anchors of ``corpus`` as rows (weighted F1 only)."""
-    return [comparison_row(f"{a['model']} (published)", a["protocol"], None,
-                           {m: a[m] / 100 if m in a else None for m in HEADLINE})
-            for a in FINE_TUNED_ANCHORS if a["corpus"] == corpus]
+    """Every published text-only anchor of ``corpus`` (:data:`FINE_TUNED_ANCHORS`, then :data:`ANCHORS`) as rows."""
+    return [published_row(a) for a in (*FINE_TUNED_ANCHORS, *ANCHORS) if a["corpus"] == corpus]
 
 
 def history_table(runs: dict[int, dict]) -> pd.DataFrame:
