@@ -235,16 +235,20 @@ def _train_epoch(model: Classifier, optimizer, inputs: Inputs, items: list[Item]
         factor = _lr_factor(epoch * len(batches) + k, total, tune.warmup)
         for group in optimizer.param_groups:
             group["lr"] = group["peak"] * factor
-        batch = [items[i] for i in chosen]
-        with inputs.autocast():
-            logits = model(inputs.batch(batch))  # (B, C)
-        loss = loss_fn(logits.float(), torch.tensor([i.label for i in batch], device=inputs.device))
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        losses.append(loss.item())
+        losses.append(_train_step(model, optimizer, inputs, [items[i] for i in chosen], loss_fn))
     return float(np.mean(losses))
+
+
+def _train_step(model: Classifier, optimizer, inputs: Inputs, batch: list[Item], loss_fn: nn.Module) -> float:
+    """One optimiser step on ``batch`` (gradients clipped to norm 1); its loss."""
+    with inputs.autocast():
+        logits = model(inputs.batch(batch))  # (B, C)
+    loss = loss_fn(logits.float(), torch.tensor([i.label for i in batch], device=inputs.device))
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    optimizer.step()
+    return loss.item()
 
 
 def train_classifier(model: Classifier, inputs: Inputs, train: list[Item], valid: list[Item], weights,
@@ -368,14 +372,9 @@ def epoch_seconds(dataset: DialogueDataset, config: TextFeatureConfig, *, steps:
     optimizer, loss_fn = _optimizer(model, tune), nn.CrossEntropyLoss()
     model.train()
     timings = []
-    for batch_indices in chosen:
+    for batch_indices in chosen:  # the training loop's own step
         start = time.perf_counter()
-        batch = [train[i] for i in batch_indices]
-        with inputs.autocast():
-            loss = loss_fn(model(inputs.batch(batch)).float(), torch.tensor([i.label for i in batch], device=target))
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        _train_step(model, optimizer, inputs, [train[i] for i in batch_indices], loss_fn)
         timings.append(time.perf_counter() - start)
     sample = [valid[i] for i in rng.choice(len(valid), size=min(len(valid), 4 * tune.batch_size), replace=False)]
     start = time.perf_counter()
