@@ -34,6 +34,9 @@ real_text: {artifacts: book/results/real_text, configs: [configs/real/iemocap_te
 real_text_finetuned: {artifacts: book/results/real_text,
                       configs: [configs/real/iemocap_finetuned.yaml, configs/real/meld_finetuned.yaml],
                       seeds: [0, 1, 2, 3, 4]}
+real_text_controls: {artifacts: book/results/real_text,
+                     configs: [configs/real/iemocap_window_frozen.yaml, configs/real/meld_window_frozen.yaml],
+                     seeds: [0, 1, 2, 3, 4]}
 """
 
 

@@ -27,6 +27,7 @@ SECTIONS = {
     "training_run": common.RunRecipe, "ablation_run": common.RunRecipe, "ablations": ablations.AblationSettings,
     "efficiency": robustness.EfficiencySettings, "real_text": real_results.RealTextSettings,
     "real_text_finetuned": real_results.RealTextSettings,
+    "real_text_controls": real_results.RealTextSettings,
 }  # fmt: skip
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

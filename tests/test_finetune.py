@@ -10,8 +10,9 @@ import pytest
 from test_features import encoder, iemocap_subset, needs_encoder, small_corpus  # noqa: F401 (fixtures)
 
 from mcef.data.dataset import Dialogue, DialogueDataset
+from mcef.features import finetune
 from mcef.features.finetune import (TARGET_MARK, Item, _lr_factor, bucketed_batches, class_weight_vector,
-                                    encode_items, utterance_items)
+                                    encode_items, epoch_seconds, utterance_items)
 from mcef.features.text import FineTuneConfig, TextFeatureConfig, cache_key, cached_text_features
 
 TINY = FineTuneConfig(epochs=2, batch_size=4, max_seq_length=32, class_weights=("none", "train"), early_stopping=0,
@@ -161,3 +162,26 @@ def test_a_fine_tuning_seed_left_to_the_run_is_each_runs_seed():
 
     assert data_for_run(_seeded(config, 3)).text.finetune.seed == 3  # `mcef features text|baseline --seed 3`
     assert _seeded(config, None) is config
+
+
+@needs_encoder
+@pytest.mark.slow
+def test_the_epoch_time_estimate_times_the_training_loops_own_steps(iemocap_subset, encoder, monkeypatch):  # noqa: F811
+    """The estimate times ``steps`` real training steps (plus one warm-up) on the epoch's own batches and scales
+    their mean to the epoch's batch count; too many steps for the training split is a clear error."""
+    seen = []
+
+    def counted_step(model, optimizer, inputs, items, loss_fn):
+        seen.append(len(items))
+        return real_step(model, optimizer, inputs, items, loss_fn)
+
+    real_step = finetune._train_step
+    monkeypatch.setattr(finetune, "_train_step", counted_step)
+    estimate = epoch_seconds(iemocap_subset, WINDOW, steps=2, device="cpu", seed=0)
+    train_utterances = sum(len(iemocap_subset.dialogues[d]) for d in iemocap_subset.splits["train"])
+    assert estimate["train_utterances"] == train_utterances == 12
+    assert estimate["batches"] == 3 and len(seen) == 3 and sum(seen) == 12  # two timed steps and the warm-up
+    assert estimate["step_seconds"] > 0
+    assert estimate["epoch_minutes"] >= round(estimate["step_seconds"] * estimate["batches"] / 60, 1)
+    with pytest.raises(ValueError, match="steps must be from 1 to 2"):
+        epoch_seconds(iemocap_subset, WINDOW, steps=3, device="cpu", seed=0)

@@ -3,6 +3,7 @@ is checked against the committed config, and the rows are the runs' own figures.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 
@@ -43,12 +44,26 @@ def fake_run(root, seed: int, mcef_f1: float, own_f1: float, logistic_f1: float)
     path.write_text(json.dumps({"test": scores(logistic_f1)}))
 
 
+def control_run(root, seed: int, mcef_f1: float) -> None:
+    """A run of the committed control config (the fine-tuned input, the encoder as shipped) as `mcef sweep` writes it."""
+    settings = rr.section_settings("smoke", "real_text_controls", rr.RealTextSettings, root)
+    corpus = rr.corpora(settings, root)["iemocap"]
+    config = with_changes(corpus.config, train={"seed": seed})
+    run_dir = root / settings.artifacts / corpus.config.name / f"seed{seed}"
+    run_dir.mkdir(parents=True)
+    save_config(config, run_dir / "config.yaml")
+    (run_dir / "metrics.jsonl").write_text(json.dumps({"epoch": 1, "valid_weighted_f1": 0.5}) + "\n")
+    summary = {"name": corpus.config.name, "seed": seed, "selected_epoch": 1, "test": {**scores(mcef_f1), "epoch": 1},
+               "data": {}, "provenance": {"config_digest": config_digest(config)}}
+    (run_dir / "summary.json").write_text(json.dumps(summary))
+
+
 @pytest.fixture
 def root(tmp_path):
     """A project root with the committed configs and real-text results, without any fine-tuned run."""
     root = make_root(tmp_path)
     shutil.copytree(REPO / SETTINGS.artifacts, root / SETTINGS.artifacts,
-                    ignore=shutil.ignore_patterns("*_finetuned", "baseline_*_finetuned_*"))
+                    ignore=shutil.ignore_patterns("*_finetuned", "*_window_frozen", "baseline_*_finetuned_*"))
     return root
 
 
@@ -137,3 +152,53 @@ def test_the_measured_epoch_times_are_tabled_with_their_machine():
     table, record = rr.speed_table(REPO / SETTINGS.artifacts)
     assert set(table["encoder"]) == {"all-MiniLM-L6-v2", "all-mpnet-base-v2"} and set(table["corpus"]) == {"IEMOCAP", "MELD"}
     assert (table["min / epoch"] > 0).all() and record["machine"]["cores"] >= 1 and record["steps"] >= 1
+
+
+def test_a_corpus_is_its_transcript_file_and_label_set_and_two_configs_of_one_corpus_fail(root):
+    meld = rr.corpora(SETTINGS, root)["meld"].config
+    sentiment = root / "configs" / "real" / "meld_sentiment.yaml"
+    save_config(with_changes(meld, name="meld_sentiment", data={"labels": "sentiment"}), sentiment)
+    copy = root / "configs" / "real" / "meld_copy.yaml"
+    save_config(with_changes(meld, name="meld_copy"), copy)
+    settings = rr.RealTextSettings(SETTINGS.artifacts, (*SETTINGS.configs, str(sentiment.relative_to(root))),
+                                   SETTINGS.seeds)
+    assert list(rr.corpora(settings, root)) == ["iemocap", "meld", "meld-sentiment"]
+    twice = rr.RealTextSettings(SETTINGS.artifacts, (*SETTINGS.configs, str(copy.relative_to(root))), SETTINGS.seeds)
+    with pytest.raises(ValueError, match=r"meld_copy.yaml and configs/real/meld_finetuned.yaml are both configs of "
+                                         r"corpus 'meld'"):
+        rr.corpora(twice, root)
+
+
+def test_the_controls_read_the_fine_tuned_input_with_the_encoder_as_shipped_and_say_what_fine_tuning_adds(root):
+    _, settings, found, runs, missing = rr.chapter_controls("smoke", root)
+    assert runs == {"iemocap": {}, "meld": {}} and missing["meld"] == [0, 1, 2, 3, 4]
+    for name, corpus in found.items():  # the fine-tuned config's input and MCEF recipe, without the fine-tuning
+        tuned = rr.corpora(SETTINGS, root)[name].config
+        assert corpus.config.data.text == dataclasses.replace(tuned.data.text, finetune=None)
+        assert (corpus.config.model, corpus.config.loss, corpus.config.train) == (tuned.model, tuned.loss, tuned.train)
+    assert rr.control_rows(found["iemocap"], runs["iemocap"]) == [] and rr.control_sentence("iemocap", {}, []) == ""
+    control_run(root, 0, 0.60)
+    control_run(root, 3, 0.62)
+    _, _, found, runs, missing = rr.chapter_controls("smoke", root)
+    assert sorted(runs["iemocap"]) == [0, 3] and missing["iemocap"] == [1, 2, 4]
+    rows = rr.control_rows(found["iemocap"], runs["iemocap"])
+    assert rows[0]["n"] == 2 and rows[0]["weighted_f1"] == pytest.approx(0.61)
+    text = rr.control_sentence("iemocap", {"iemocap_ft_weighted_f1": 65.0}, rows)
+    assert "61.00 ± 1.41 on IEMOCAP over 2 seeds, so fine-tuning adds 4.0 points" in text
+    assert "costs 6.0 points" in rr.control_sentence("iemocap", {"iemocap_ft_weighted_f1": 55.0}, rows)
+    run_dir = root / settings.artifacts / "iemocap_window_frozen" / "seed3"
+    (run_dir / "metrics.jsonl").write_text(json.dumps({"epoch": 2, "valid_weighted_f1": 0.5}) + "\n")
+    with pytest.raises(SelfCheckFailed, match="is not the best validation weighted-F1 epoch") as failure:
+        rr.chapter_controls("smoke", root)
+    assert "mcef sweep --config configs/real/iemocap_window_frozen.yaml --seeds 3" in str(failure.value)
+    assert "baseline" not in str(failure.value)
+    assert rr.pending_sentence(settings, found["iemocap"], [1], 4, baselines=False).endswith("(resumable).")
+
+
+def test_the_cost_ratio_of_the_encoders_is_the_timed_pairs_mean():
+    import pandas as pd
+
+    speed = pd.DataFrame([{"corpus": c, "encoder": e, "previous utterances": w, "min / epoch": m} for c, e, w, m in (
+        ("IEMOCAP", "small", 0, 2.0), ("IEMOCAP", "large", 0, 12.0), ("IEMOCAP", "small", 4, 5.0),
+        ("MELD", "small", 0, 1.0), ("MELD", "large", 0, 4.0))])
+    assert rr.encoder_cost_ratio(speed) == pytest.approx((6.0 + 4.0) / 2)  # IEMOCAP window 4 has no large timing

@@ -61,7 +61,7 @@ class RealTextSettings:
 class Corpus:
     """One corpus of the chapter: its committed config, and what the config says."""
 
-    name: str  # "iemocap" | "meld"
+    name: str  # "iemocap" | "meld" | "meld-sentiment" (MELD's 3 sentiments, data.labels: sentiment)
     config_path: str  # as the profile names it (relative to the project root)
     config: ExperimentConfig
 
@@ -77,11 +77,17 @@ def real_text_settings(profile: str, root: str | Path | None = None) -> RealText
 
 
 def corpora(settings: RealTextSettings, root: str | Path | None = None) -> dict[str, Corpus]:
-    """Corpus name -> :class:`Corpus` of every committed config (the corpus is the transcript file the config reads)."""
+    """Corpus name -> :class:`Corpus` of every committed config: the corpus is the transcript file the config reads,
+    suffixed ``-sentiment`` where it reads MELD's sentiments instead of its emotions. Two configs of one corpus are an
+    error (each corpus is one row group of the chapter)."""
     found = {}
     for path in settings.configs:
         config = load_recipe(path, root)
         name = dict(TRANSCRIPT_FILES).get(Path(config.data.path or "").name, config.name)
+        name += "-sentiment" if config.data.labels == "sentiment" else ""
+        if name in found:
+            raise ValueError(f"{path} and {found[name].config_path} are both configs of corpus {name!r}; expected one "
+                             f"config per corpus")
         found[name] = Corpus(name, path, config)
     return found
 
@@ -412,7 +418,18 @@ def chapter_finetuned(profile: str, root: str | Path | None = None):
     """(artifacts folder, settings, corpus name -> Corpus, corpus name -> {seed: summary}, corpus name -> seeds
     missing) of the fine-tuned grid; every run present is checked (selected epoch, config digest, baseline) and a
     problem fails the chapter, naming it and the commands that remake the run."""
-    settings = finetuned_settings(profile, root)
+    return checked_grid(finetuned_settings(profile, root), root, baselines=True)
+
+
+def chapter_controls(profile: str, root: str | Path | None = None):
+    """:func:`chapter_finetuned` of the controls (``real_text_controls``: the fine-tuned input with the encoder as
+    shipped), whose runs have no per-seed baseline."""
+    return checked_grid(section_settings(profile, "real_text_controls", RealTextSettings, root), root, baselines=False)
+
+
+def checked_grid(settings: RealTextSettings, root: str | Path | None, *, baselines: bool):
+    """(artifacts folder, settings, corpora, runs, missing seeds) of a grid that may be committed in part; a run
+    present that is inconsistent (or, with ``baselines``, lacks its per-seed baseline) fails the chapter."""
     found = corpora(settings, root)
     artifacts = project_root(root) / settings.artifacts
     runs, missing, problems = {}, {}, []
@@ -421,11 +438,12 @@ def chapter_finetuned(profile: str, root: str | Path | None = None):
         missing[name] = [s for s in settings.seeds if s not in runs[name]]
         for seed in runs[name]:
             problem = run_problem(artifacts / corpus.config.name / f"seed{seed}", runs[name][seed], corpus, seed)
-            if problem is None and not finetuned_baseline_path(artifacts, corpus, seed).is_file():
+            if problem is None and baselines and not finetuned_baseline_path(artifacts, corpus, seed).is_file():
                 problem = f"{finetuned_baseline_path(artifacts, corpus, seed)} is missing"
             if problem is not None:
-                problems.append(problem + "\n    remake it with: " + "; ".join(seed_commands(settings, corpus, [seed])))
-    check(not problems, "the committed fine-tuned runs are not consistent:\n  " + "\n  ".join(problems))
+                commands = seed_commands(settings, corpus, [seed])
+                problems.append(problem + "\n    remake it with: " + "; ".join(commands if baselines else commands[:1]))
+    check(not problems, "the committed runs are not consistent:\n  " + "\n  ".join(problems))
     return artifacts, settings, found, runs, missing
 
 
@@ -464,6 +482,30 @@ def frozen_rows(artifacts: str | Path, frozen: Corpus, seeds) -> list[dict]:
     return rows
 
 
+def control_rows(control: Corpus, runs: dict[int, dict]) -> list[dict]:
+    """MCEF text-only on the control's features (the fine-tuned runs' input, read by the encoder as shipped), over
+    the seeds present; no row when none is."""
+    if not runs:
+        return []
+    window = control.config.data.text.window_before
+    return [row_over_seeds("MCEF text-only, same input, encoder as shipped (ours)",
+                           f"{control.encoder} as shipped, {window} previous utterances; epoch chosen on validation",
+                           [s["test"] for s in runs.values()])]
+
+
+def control_sentence(name: str, facts: dict, control: list[dict]) -> str:
+    """What the control says of fine-tuning on one corpus (Markdown; empty without control runs)."""
+    if not control:
+        return ""
+    row = control[0]
+    spread = f"{100 * row['weighted_f1']:.2f}" + (f" ± {100 * row['weighted_f1_std']:.2f}" if row["n"] > 1 else "")
+    gain = facts[f"{name}_ft_weighted_f1"] - 100 * row["weighted_f1"]
+    return (f"The control isolates fine-tuning: the same input (the target and its "
+            f"previous utterances) read by the encoder as shipped gives MCEF text-only {spread} on {name.upper()} "
+            f"over {row['n']} seed{'s' if row['n'] != 1 else ''}, so fine-tuning {'adds' if gain >= 0 else 'costs'} "
+            f"{abs(gain):.1f} points.")
+
+
 def anchor_rows(corpus: str) -> list[dict]:
     """Every published text-only anchor of ``corpus`` (:data:`FINE_TUNED_ANCHORS`, then :data:`ANCHORS`) as rows."""
     return [published_row(a) for a in (*FINE_TUNED_ANCHORS, *ANCHORS) if a["corpus"] == corpus]
@@ -489,6 +531,16 @@ def speed_table(artifacts: str | Path) -> tuple[pd.DataFrame, dict]:
                            "token limit": r["max_seq_length"], "mean tokens": round(r["mean_tokens"]),
                            "s / step": r["step_seconds"], "min / epoch": r["epoch_minutes"]} for r in record["rows"]])
     return table, {k: record[k] for k in ("machine", "commit", "date", "steps")}
+
+
+def encoder_cost_ratio(speed: pd.DataFrame) -> float:
+    """How many times longer an epoch of the larger encoder takes than one of the smaller, averaged over the
+    (corpus, window) pairs :func:`speed_table` timed with both."""
+    minutes = speed.pivot_table(index=["corpus", "previous utterances"], columns="encoder", values="min / epoch")
+    small, large = minutes.mean().sort_values().index[[0, -1]]
+    pairs = minutes[[small, large]].dropna()
+    check(len(pairs) > 0, "finetune_speed.json times no (corpus, window) with both encoders")
+    return float((pairs[large] / pairs[small]).mean())
 
 
 def finetuned_facts(name: str, rows: list[dict], frozen: list[dict], runs: dict[int, dict]) -> dict[str, float | int | str]:
@@ -520,7 +572,7 @@ def finetuned_sentence(name: str, facts: dict, corpus: Corpus, frozen: Corpus) -
     spread = f"{f['ft_weighted_f1']:.2f}" + (f" ± {f['ft_weighted_f1_std']:.2f}" if f["ft_n"] > 1 else "")
     return (f"On {name.upper()}, fine-tuning {corpus.encoder} as an utterance classifier with the "
             f"{tune.window_before} previous utterances as context (about {f['ft_minutes']:.0f} minutes of "
-            f"fine-tuning per seed on this CPU) gives MCEF text-only a test weighted F1 of {spread} over "
+            f"fine-tuning per seed on the CPU) gives MCEF text-only a test weighted F1 of {spread} over "
             f"{f['ft_n']} seed{'s' if f['ft_n'] != 1 else ''}, "
             f"{f['ft_gain']:.1f} points {f['ft_side']} MCEF on frozen {frozen.encoder} features "
             f"({f['frozen_weighted_f1']:.2f}). "
@@ -532,11 +584,13 @@ def finetuned_sentence(name: str, facts: dict, corpus: Corpus, frozen: Corpus) -
             f"{f['ft_mcef_epoch']:.0f} on average.")
 
 
-def pending_sentence(settings: RealTextSettings, corpus: Corpus, missing: list[int], n_present: int) -> str:
-    """What of the planned grid is not committed yet, and the commands that make it (Markdown; empty when none)."""
+def pending_sentence(settings: RealTextSettings, corpus: Corpus, missing: list[int], n_present: int, *,
+                     baselines: bool = True) -> str:
+    """What of the planned grid is not committed yet, and the commands that make it (Markdown; empty when none);
+    ``baselines``: whether each seed also has a logistic baseline to fit."""
     if not missing:
         return ""
     sweep = seed_commands(settings, corpus, missing)[0]
+    then = f", then, for each seed, `{baseline_command(settings, corpus, 'S')}`" if baselines else ""
     return (f"**{n_present} of {len(settings.seeds)} planned seeds** of `{corpus.config_path}` are committed; "
-            f"seeds {', '.join(map(str, missing))} are made by `{sweep}` (resumable), then, for each seed, "
-            f"`{baseline_command(settings, corpus, 'S')}`.")
+            f"seeds {', '.join(map(str, missing))} are made by `{sweep}` (resumable){then}.")

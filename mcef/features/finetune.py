@@ -368,6 +368,9 @@ def epoch_seconds(dataset: DialogueDataset, config: TextFeatureConfig, *, steps:
     rng = np.random.default_rng(seed)
     lengths = inputs.lengths(train)
     batches = bucketed_batches(lengths, tune.batch_size, tune.bucket_batches, rng)
+    if not 1 <= steps < len(batches):
+        raise ValueError(f"epoch_seconds: steps must be from 1 to {len(batches) - 1} (one warm-up step besides them, "
+                         f"of the {len(batches)} training batches), got {steps}")
     chosen = [batches[k] for k in rng.choice(len(batches), size=steps + 1, replace=False)]
     optimizer, loss_fn = _optimizer(model, tune), nn.CrossEntropyLoss()
     model.train()
