@@ -218,11 +218,6 @@ def _missing(store: dict, run_root: Path, run_dir: Path, run: ExperimentConfig, 
     stored = read_run(run_dir) if run_dir.is_dir() else None
     why = (f"STALE: {explain_mismatch(stored, run, identity)}" if stored is not None and stored.status != "empty"
            else f"no run of digest {identity.digest} under {run_root}")
-    if "data fingerprint" in why:
-        why += (". Where the data is the synthetic default this is a known limitation: its float32 features are a "
-                "BLAS matrix product, whose rounding depends on the BLAS kernel and on single- against multi-threaded "
-                "BLAS (OMP_NUM_THREADS=1 changes it); the committed runs were made with numpy's OpenBLAS, Haswell "
-                "kernel, 2 threads")
     return MissingResults(f"the committed results lack run {run.name!r} seed {run.train.seed}: {why}. This page "
                           f"never trains for hours by surprise; produce the runs with `{store['produce']}` "
                           f"(resumable; then commit {run_root})")

@@ -14,7 +14,6 @@ import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.signal import lfilter
 
 from mcef.data.dataset import IEMOCAP_LABELS, MODALITIES, DialogueDataset, dialogues_from_rows
 from mcef.data.errors import DataError
@@ -140,7 +139,7 @@ def make_synthetic(config: SyntheticConfig = SyntheticConfig()) -> DialogueDatas
         dialogue_of = np.repeat(np.arange(n_dialogues), lengths)
         nuisance = _ar1(rng, (n_total, k), config.nuisance_rho, starts) + offsets[dialogue_of, speakers]  # (N, k)
         mixing = rng.standard_normal((k, dim)) / np.sqrt(k)  # (k, D_m)
-        view = (info * z + nuisance).astype(np.float32) @ mixing.astype(np.float32)  # (N, D_m)
+        view = _mix(info * z + nuisance, mixing)  # (N, D_m)
         view += config.noise_scale * rng.standard_normal((n_total, dim), dtype=np.float32)
         features[m] = view
 
@@ -187,11 +186,29 @@ def _dialogue_turns(rng, config: SyntheticConfig, priors, speakers: np.ndarray, 
 
 
 def _ar1(rng, shape: tuple[int, int], rho: float, starts: np.ndarray) -> np.ndarray:
-    """Stationary unit-variance AR(1) processes along axis 0, restarted at every dialogue start."""
+    """Stationary unit-variance AR(1) processes along axis 0, restarted at every dialogue start.
+
+    The recursion runs as elementwise numpy arithmetic, one time step of every dialogue at once, so that it rounds
+    the same on every IEEE-754 machine (no filter routine whose compiler may fuse the multiply-add)."""
     innovations = rng.standard_normal(shape) * np.sqrt(1.0 - rho**2)
     innovations[starts] /= np.sqrt(1.0 - rho**2)  # each dialogue starts from the stationary distribution
-    out = np.empty(shape)
-    bounds = list(starts) + [shape[0]]
-    for a, b in zip(bounds[:-1], bounds[1:]):
-        out[a:b] = lfilter([1.0], [1.0, -rho], innovations[a:b], axis=0)
+    out = innovations.copy()
+    starts = np.asarray(starts, dtype=np.int64)
+    lengths = np.diff(np.append(starts, shape[0]))
+    for t in range(1, int(lengths.max())):
+        rows = starts[lengths > t] + t  # step t of every dialogue that long
+        out[rows] = rho * out[rows - 1] + innovations[rows]
     return out
+
+
+def _mix(latent: np.ndarray, mixing: np.ndarray) -> np.ndarray:
+    """``latent @ mixing`` as float32, computed so that every machine gives the same bits.
+
+    A BLAS product rounds according to its kernel and thread split (OpenBLAS's Haswell and SkylakeX kernels, and one
+    against two threads, gave different float32 features, hence another data fingerprint). Here the product is a
+    float64 sum over the latent axis, in a fixed order, of separately rounded elementwise products (IEEE-754 makes
+    each of them exact to the bit on every machine), then rounded once to float32."""
+    out = np.zeros((latent.shape[0], mixing.shape[1]))  # (N, D)
+    for j in range(latent.shape[1]):
+        out += latent[:, j, None] * mixing[None, j, :]
+    return out.astype(np.float32)
