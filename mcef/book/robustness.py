@@ -380,21 +380,29 @@ def _cpuinfo() -> list[str]:
 
 
 def stored_efficiency(settings: EfficiencySettings, devices: list[str], run_root: str | Path, *,
-                      seed: int = 0) -> tuple[pd.DataFrame, dict[str, dict]]:
-    """:func:`efficiency_table`, stored in the run store with the settings and :func:`machine_stamp`
-    (:func:`mcef.book.derived.from_data`): the paper-sized timings take minutes; on another machine they are
-    measured again, since they describe the machine."""
+                      seed: int = 0) -> tuple[pd.DataFrame, dict[str, dict], dict]:
+    """:func:`efficiency_table`, its comparisons and the :func:`machine_stamp` of the machine that measured them,
+    stored in the run store (:func:`mcef.book.derived.from_data`): the paper-sized timings take minutes, so they are
+    measured once per settings and device types and then reported as measured there, on any machine that reads
+    them (as a paper reports its hardware); removing the file measures them again."""
     from dataclasses import asdict
 
     from mcef.book.derived import from_data
 
     def compute() -> dict:
         table, comparisons = efficiency_table(settings, devices, seed=seed)
-        return {"table": table.to_dict(orient="records"), "comparisons": comparisons}
+        return {"table": table.to_dict(orient="records"), "comparisons": comparisons,
+                "machine": machine_stamp(devices)}
 
-    stamp = {"settings": asdict(settings), "seed": seed, "machine": machine_stamp(devices)}
+    stamp = {"settings": asdict(settings), "seed": seed, "devices": list(devices)}
     value = from_data(run_root, "efficiency", stamp, compute)
-    return pd.DataFrame(value["table"]), value["comparisons"]
+    return pd.DataFrame(value["table"]), value["comparisons"], value["machine"]
+
+
+def machine_sentence(machine: dict) -> str:
+    """Where the timings were measured, for the page: CPU model, cores, torch threads, torch, the devices timed."""
+    return (f"{machine['cpu']} ({machine['cores']} cores, {machine['torch_threads']} torch threads), torch "
+            f"{machine['torch']}; devices timed: {', '.join(machine['devices'])}")
 
 
 def efficiency_display(table: pd.DataFrame) -> pd.DataFrame:
