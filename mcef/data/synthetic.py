@@ -206,8 +206,8 @@ def _mix(latent: np.ndarray, mixing: np.ndarray) -> np.ndarray:
 
     A BLAS product rounds according to its kernel and thread split (OpenBLAS's Haswell and SkylakeX kernels, and one
     against two threads, gave different float32 features, hence another data fingerprint). Here the product is a
-    float64 sum over the latent axis, in a fixed order, of separately rounded elementwise products (IEEE-754 makes
-    each of them exact to the bit on every machine), then rounded once to float32."""
+    float64 sum over the latent axis, in a fixed order, of elementwise products: IEEE-754 rounds each product and
+    each sum correctly, so to the same bits on every machine; the total is rounded once to float32."""
     out = np.zeros((latent.shape[0], mixing.shape[1]))  # (N, D)
     for j in range(latent.shape[1]):
         out += latent[:, j, None] * mixing[None, j, :]
