@@ -195,6 +195,10 @@ def test_robustness_findings_and_display_quote_the_summary():
     assert facts["zero_drop_text"] == pytest.approx(20.0) and facts["zero_drop_audio"] == pytest.approx(5.0)
     assert facts["noise_drop_text"] == pytest.approx(10.0) and facts["shuffle_drop_audio"] == pytest.approx(2.0)
     assert (facts["most_needed"], facts["least_needed"], facts["top_scale"]) == ("text", "audio", 4.0)
+    tiny = summary.copy()  # a cost that rounds to zero is shown as 0.0, never -0.0
+    tiny.loc[(tiny["modality"] == "audio") & (tiny["condition"] == robustness.CONDITION_NAMES["zero"]),
+             "change_weighted_f1_mean"] = 0.0003
+    assert str(robustness.robustness_findings(tiny, settings.noise_scales)["zero_drop_audio"]) == "0.0"
     retrained = robustness.retraining_findings(summary, {"text": (0.5, 0.0), "audio": (0.5, 0.0)})
     assert retrained["zeroed_text"] == pytest.approx(0.405) and retrained["retrained_better"] == 1  # text only
     assert retrained["same_size_clean_wf1"] == pytest.approx(0.605) and retrained["without_audio"] == 0.5
@@ -212,6 +216,9 @@ def test_bench_findings_and_efficiency_display():
     assert small["cpu_eval_ratio"] == pytest.approx(2.0) and small["speedups"] == "cpu: 2.00x"
     paper = robustness.bench_findings(efficiency(bench_hidden=512), comparisons, "full")
     assert paper["paper_phrase"] == "the published configuration (H = 512)" and "6.6 times faster" in paper["published_note"]
+    assert small["cpu_speed_phrase"] == "2.00 times faster"
+    slower = {"cpu": {**comparisons["cpu"], "speedup": 0.8}}
+    assert robustness.bench_findings(efficiency(bench_hidden=32), slower, "smoke")["cpu_speed_phrase"] == "1.25 times slower"
     table = pd.DataFrame([{"device": "cpu", "configuration": "equal", **timing}])
     shown = robustness.efficiency_display(table)
     assert shown.loc[("cpu", "equal"), "train_epoch_s"] == 2.346 and shown.loc[("cpu", "equal"), "eval_utterances_per_s"] == 1235

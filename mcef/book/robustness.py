@@ -225,8 +225,8 @@ def robustness_findings(summary: pd.DataFrame, noise_scales: tuple[float, ...]) 
     modalities = [m for m in summary["modality"].unique() if m != "none"]
     top_scale = max(noise_scales)
 
-    def cost(modality: str, kind: str, scale: float = 0.0) -> float:
-        return -100 * lookup(summary, modality, kind, "change_weighted_f1_mean", scale)
+    def cost(modality: str, kind: str, scale: float = 0.0) -> float:  # to the 0.1 point the page shows; no -0.0
+        return round(-100 * lookup(summary, modality, kind, "change_weighted_f1_mean", scale), 1) + 0.0
 
     zero_drop = {m: cost(m, "zero") for m in modalities}
     facts = {"clean_wf1": lookup(summary, "none", "clean", "weighted_f1_mean"), "top_scale": float(top_scale)}
@@ -429,6 +429,8 @@ def bench_findings(settings: EfficiencySettings, comparisons: dict[str, dict], p
         "cpu_ours_s": float(first["ours"]["train_epoch_s"]),
         "cpu_reference_s": float(first["baseline"]["train_epoch_s"]),
         "cpu_speedup": float(first["speedup"]),
+        "cpu_speed_phrase": f"{first['speedup']:.2f} times faster" if first["speedup"] >= 1
+        else f"{1 / first['speedup']:.2f} times slower",
         "cpu_eval_ratio": float(first["ours"]["eval_utterances_per_s"] / first["baseline"]["eval_utterances_per_s"]),
         "paper_parameters": int(first["ours"]["parameters"]),
         "speedups": "; ".join(f"{r['device']}: {r['speedup']:.2f}x" for r in comparisons.values()),
