@@ -187,8 +187,11 @@ def test_the_controls_read_the_fine_tuned_input_with_the_encoder_as_shipped_and_
     assert "61.00 ± 1.41 on IEMOCAP over 2 seeds, so fine-tuning adds 4.0 points" in text
     assert "costs 6.0 points" in rr.control_sentence("iemocap", {"iemocap_ft_weighted_f1": 55.0}, rows)
     assert "window" not in text.split("points.")[-1]  # the frozen recipe reads another encoder: no window figure
+    frozen = rr.corpora(rr.real_text_settings("smoke", root), root)["iemocap"]  # all-mpnet-base-v2, not MiniLM
+    assert "window" not in rr.control_sentence("iemocap", {"iemocap_ft_weighted_f1": 65.0}, rows, found["iemocap"],
+                                               frozen).split("points.")[-1]
     same = rr.control_sentence("iemocap", {"iemocap_ft_weighted_f1": 65.0, "iemocap_frozen_weighted_f1": 63.5}, rows,
-                               same_encoder_as_frozen=True)
+                               found["iemocap"], found["iemocap"])
     assert same.endswith("the window itself hurts: 2.5 points against the utterance read alone (63.50).")
     run_dir = root / settings.artifacts / "iemocap_window_frozen" / "seed3"
     (run_dir / "metrics.jsonl").write_text(json.dumps({"epoch": 2, "valid_weighted_f1": 0.5}) + "\n")

@@ -493,20 +493,21 @@ def control_rows(control: Corpus, runs: dict[int, dict]) -> list[dict]:
                            [s["test"] for s in runs.values()])]
 
 
-def control_sentence(name: str, facts: dict, control: list[dict], *, same_encoder_as_frozen: bool = False) -> str:
-    """What the control says of fine-tuning on one corpus (Markdown; empty without control runs); where the frozen
-    recipe (chapter 7's first part) reads the utterance alone with the control's encoder, also what the window
-    does to the frozen encoder."""
-    if not control:
+def control_sentence(name: str, facts: dict, rows: list[dict], control: Corpus | None = None,
+                     frozen: Corpus | None = None) -> str:
+    """What the control's ``rows`` say of fine-tuning on one corpus (Markdown; empty without control runs); where
+    the ``frozen`` recipe (chapter 7's first part) reads the utterance alone with the ``control``'s encoder, also
+    what the window does to the frozen encoder."""
+    if not rows:
         return ""
-    row = control[0]
+    row = rows[0]
     spread = f"{100 * row['weighted_f1']:.2f}" + (f" ± {100 * row['weighted_f1_std']:.2f}" if row["n"] > 1 else "")
     gain = facts[f"{name}_ft_weighted_f1"] - 100 * row["weighted_f1"]
     text = (f"The control isolates fine-tuning: the same input (the target and its "
             f"previous utterances) read by the encoder as shipped gives MCEF text-only {spread} on {name.upper()} "
             f"over {row['n']} seed{'s' if row['n'] != 1 else ''}, so fine-tuning {'adds' if gain >= 0 else 'costs'} "
             f"{abs(gain):.1f} points.")
-    if same_encoder_as_frozen:
+    if control is not None and frozen is not None and control.encoder == frozen.encoder:
         window = 100 * row["weighted_f1"] - facts[f"{name}_frozen_weighted_f1"]
         text += (f" For the frozen encoder the window itself {'helps' if window >= 0 else 'hurts'}: "
                  f"{abs(window):.1f} points against the utterance read alone "
