@@ -23,39 +23,39 @@ def scores(weighted_f1: float) -> dict:
     return {"accuracy": weighted_f1 + 0.01, "weighted_f1": weighted_f1, "macro_f1": weighted_f1 - 0.02}
 
 
-def fake_run(root, seed: int, mcef_f1: float, own_f1: float, logistic_f1: float) -> None:
-    """A run of the committed fine-tuned config as `mcef sweep` writes it (summary, config, metrics) and its baseline."""
-    corpus = rr.corpora(SETTINGS, root)["iemocap"]
-    config = with_changes(corpus.config, train={"seed": seed})
-    run_dir = root / SETTINGS.artifacts / corpus.config.name / f"seed{seed}"
-    run_dir.mkdir(parents=True)
-    save_config(config, run_dir / "config.yaml")
-    (run_dir / "metrics.jsonl").write_text("".join(json.dumps({"epoch": e, "valid_weighted_f1": f}) + "\n"
-                                                   for e, f in ((1, 0.5), (2, 0.6), (3, 0.55))))
-    history = [{"epoch": 1, "train_loss": 1.2, "valid_accuracy": 0.5, "valid_weighted_f1": 0.55, "seconds": 540.0},
-               {"epoch": 2, "train_loss": 0.9, "valid_accuracy": 0.6, "valid_weighted_f1": 0.61, "seconds": 560.0}]
-    encoding = {"fine_tuned": True, "class_weights": "none", "selected_epoch": 2,
-                "candidates": {"none": {"epoch": 2, "history": history, "best_epoch": 2, "best_valid_weighted_f1": 0.61}},
-                "classifier": {split: scores(own_f1) for split in ("train", "valid", "test")}}
-    summary = {"name": corpus.config.name, "seed": seed, "selected_epoch": 2, "test": {**scores(mcef_f1), "epoch": 2},
-               "data": {"text_features": {"encoding": encoding}}, "provenance": {"config_digest": config_digest(config)}}
-    (run_dir / "summary.json").write_text(json.dumps(summary))
-    path = rr.finetuned_baseline_path(root / SETTINGS.artifacts, corpus, seed)
-    path.write_text(json.dumps({"test": scores(logistic_f1)}))
-
-
-def control_run(root, seed: int, mcef_f1: float) -> None:
-    """A run of the committed control config (the fine-tuned input, the encoder as shipped) as `mcef sweep` writes it."""
-    settings = rr.section_settings("smoke", "real_text_controls", rr.RealTextSettings, root)
+def write_run(root, settings, seed: int, mcef_f1: float, valid_f1: list[float], data: dict) -> rr.Corpus:
+    """A run of ``settings``' IEMOCAP config as `mcef sweep` writes it (config, metrics, summary): the selected epoch
+    is the best of ``valid_f1``; ``data`` is the summary's data record. Returns the corpus."""
     corpus = rr.corpora(settings, root)["iemocap"]
     config = with_changes(corpus.config, train={"seed": seed})
     run_dir = root / settings.artifacts / corpus.config.name / f"seed{seed}"
     run_dir.mkdir(parents=True)
     save_config(config, run_dir / "config.yaml")
-    (run_dir / "metrics.jsonl").write_text(json.dumps({"epoch": 1, "valid_weighted_f1": 0.5}) + "\n")
-    summary = {"name": corpus.config.name, "seed": seed, "selected_epoch": 1, "test": {**scores(mcef_f1), "epoch": 1},
-               "data": {}, "provenance": {"config_digest": config_digest(config)}}
+    (run_dir / "metrics.jsonl").write_text("".join(json.dumps({"epoch": e, "valid_weighted_f1": f}) + "\n"
+                                                   for e, f in enumerate(valid_f1, start=1)))
+    best = 1 + int(np.argmax(valid_f1))
+    summary = {"name": corpus.config.name, "seed": seed, "selected_epoch": best, "test": {**scores(mcef_f1), "epoch": best},
+               "data": data, "provenance": {"config_digest": config_digest(config)}}
     (run_dir / "summary.json").write_text(json.dumps(summary))
+    return corpus
+
+
+def fake_run(root, seed: int, mcef_f1: float, own_f1: float, logistic_f1: float) -> None:
+    """A run of the committed fine-tuned config (its fine-tuning recorded) and its baseline."""
+    history = [{"epoch": 1, "train_loss": 1.2, "valid_accuracy": 0.5, "valid_weighted_f1": 0.55, "seconds": 540.0},
+               {"epoch": 2, "train_loss": 0.9, "valid_accuracy": 0.6, "valid_weighted_f1": 0.61, "seconds": 560.0}]
+    encoding = {"fine_tuned": True, "class_weights": "none", "selected_epoch": 2,
+                "candidates": {"none": {"epoch": 2, "history": history, "best_epoch": 2, "best_valid_weighted_f1": 0.61}},
+                "classifier": {split: scores(own_f1) for split in ("train", "valid", "test")}}
+    corpus = write_run(root, SETTINGS, seed, mcef_f1, [0.5, 0.6, 0.55], {"text_features": {"encoding": encoding}})
+    path = rr.finetuned_baseline_path(root / SETTINGS.artifacts, corpus, seed)
+    path.write_text(json.dumps({"test": scores(logistic_f1)}))
+
+
+def control_run(root, seed: int, mcef_f1: float) -> None:
+    """A run of the committed control config (the fine-tuned input, the encoder as shipped)."""
+    write_run(root, rr.section_settings("smoke", "real_text_controls", rr.RealTextSettings, root), seed, mcef_f1,
+              [0.5], {})
 
 
 @pytest.fixture
