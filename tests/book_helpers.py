@@ -32,7 +32,7 @@ efficiency: {noise_scales: [1.0, 4.0], draws: 2, bench_recipe: configs/paper.yam
 real_text: {artifacts: book/results/real_text, configs: [configs/real/iemocap_text.yaml, configs/real/meld_text.yaml],
             seeds: [0, 1, 2, 3, 4]}
 real_text_finetuned: {artifacts: book/results/real_text,
-                      configs: [configs/real/iemocap_finetuned.yaml, configs/real/meld_finetuned.yaml],
+                      configs: [configs/real/iemocap_finetuned.yaml, configs/real/meld_finetuned.yaml, configs/real/meld_sentiment_finetuned.yaml],
                       seeds: [0, 1, 2, 3, 4]}
 real_text_controls: {artifacts: book/results/real_text,
                      configs: [configs/real/iemocap_window_frozen.yaml, configs/real/meld_window_frozen.yaml],

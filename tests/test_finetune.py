@@ -7,8 +7,9 @@ import dataclasses
 
 import numpy as np
 import pytest
-from test_features import encoder, iemocap_subset, needs_encoder, small_corpus  # noqa: F401 (fixtures)
+from test_features import SHARED, encoder, iemocap_subset, needs_encoder, small_corpus  # noqa: F401 (fixtures)
 
+from mcef.data import load_dataset
 from mcef.data.dataset import Dialogue, DialogueDataset
 from mcef.features import finetune
 from mcef.features.finetune import (TARGET_MARK, Item, _lr_factor, bucketed_batches, class_weight_vector,
@@ -185,3 +186,21 @@ def test_the_epoch_time_estimate_times_the_training_loops_own_steps(iemocap_subs
     assert estimate["epoch_minutes"] >= round(estimate["step_seconds"] * estimate["batches"] / 60, 1)
     with pytest.raises(ValueError, match="steps must be from 1 to 2"):
         epoch_seconds(iemocap_subset, WINDOW, steps=3, device="cpu", seed=0)
+
+
+@needs_encoder
+@pytest.mark.slow
+def test_fine_tuning_on_melds_sentiments_classifies_its_three_sentiments(encoder, tmp_path):  # noqa: F811
+    """configs/real/meld_sentiment_finetuned.yaml's labels: the encoder's classifier is one of MELD's 3 sentiments."""
+    path = SHARED / "meld_text.pkl"
+    if not path.is_file():
+        pytest.skip(f"real transcripts absent: {path}")
+    full = load_dataset(path, labels="sentiment")
+    keep = {"train": full.splits["train"][:2], "valid": full.splits["valid"][:1], "test": full.splits["test"][:1]}
+    cut = {did: dataclasses.replace(d, speakers=d.speakers[:6], labels=d.labels[:6], sentences=d.sentences[:6])
+           for ids in keep.values() for did in ids for d in [full.dialogues[did]]}
+    subset = dataclasses.replace(full, dialogues=cut, splits=keep)
+    features, record = encode_items(subset, WINDOW, device="cpu", workdir=tmp_path, log=lambda s: None)
+    assert full.label_names == ("neutral", "positive", "negative")
+    assert set(features) == set(cut) and all(f.shape == (len(cut[d].labels), 384) for d, f in features.items())
+    assert set(record["classifier"]["test"]["per_class_f1"]) == set(full.label_names)

@@ -69,7 +69,8 @@ def root(tmp_path):
 
 def test_the_profile_names_the_fine_tuned_config_and_it_fine_tunes_on_training_data_only():
     found = rr.corpora(SETTINGS, REPO)
-    assert list(found) == ["iemocap", "meld"]
+    assert list(found) == ["iemocap", "meld", "meld-sentiment"]
+    assert found["meld-sentiment"].config.data.labels == "sentiment"
     for corpus in found.values():
         tune = corpus.config.data.text
         assert tune.context == "window" and tune.window_before > 0 and tune.finetune is not None
@@ -89,7 +90,8 @@ def test_the_committed_fine_tuned_runs_are_consistent():
 
 def test_no_run_committed_names_every_seed_and_its_commands(root):
     _, settings, found, runs, missing = rr.chapter_finetuned("smoke", root)
-    assert runs == {"iemocap": {}, "meld": {}} and missing == {"iemocap": [0, 1, 2, 3, 4], "meld": [0, 1, 2, 3, 4]}
+    assert runs == {"iemocap": {}, "meld": {}, "meld-sentiment": {}}
+    assert missing == {name: [0, 1, 2, 3, 4] for name in ("iemocap", "meld", "meld-sentiment")}
     text = rr.pending_sentence(settings, found["iemocap"], missing["iemocap"], 0)
     assert text.startswith("**0 of 5 planned seeds**")
     assert ("`mcef sweep --config configs/real/iemocap_finetuned.yaml --seeds 0 1 2 3 4 --root book/results/real_text`"
@@ -123,6 +125,11 @@ def test_rows_and_facts_are_the_runs_figures(root):
     one = rr.finetuned_sentence("iemocap", {**facts, "iemocap_ft_n": 1}, found["iemocap"], frozen_corpus)
     assert "65.00 over 1 seed," in one  # no spread from one seed
     assert "65.00 ± 1.41 over 2 seeds" in sentence and "own classifier scores 61.00" in sentence
+    alone = rr.finetuned_facts("iemocap", [own, mcef, logistic], [], runs["iemocap"])  # no frozen recipe (MELD-3)
+    assert "iemocap_ft_gain" not in alone and "iemocap_frozen_weighted_f1" not in alone
+    assert {k: v for k, v in facts.items() if k in alone} == alone
+    alone_sentence = rr.finetuned_sentence("iemocap", alone, found["iemocap"], None)
+    assert "65.00 ± 1.41 over 2 seeds. The fine-tuned encoder's own" in alone_sentence and "frozen" not in alone_sentence
     history = rr.history_table(runs["iemocap"])
     assert list(history["kept"]) == ["", "yes", "", "yes"] and list(history["seed"]) == [0, 0, 2, 2]
     shown = rr.results_table([own, mcef, logistic, *frozen, *rr.anchor_rows("iemocap")])
@@ -155,18 +162,17 @@ def test_the_measured_epoch_times_are_tabled_with_their_machine():
 
 
 def test_a_corpus_is_its_transcript_file_and_label_set_and_two_configs_of_one_corpus_fail(root):
-    meld = rr.corpora(SETTINGS, root)["meld"].config
-    sentiment = root / "configs" / "real" / "meld_sentiment.yaml"
-    save_config(with_changes(meld, name="meld_sentiment", data={"labels": "sentiment"}), sentiment)
-    copy = root / "configs" / "real" / "meld_copy.yaml"
-    save_config(with_changes(meld, name="meld_copy"), copy)
-    settings = rr.RealTextSettings(SETTINGS.artifacts, (*SETTINGS.configs, str(sentiment.relative_to(root))),
-                                   SETTINGS.seeds)
-    assert list(rr.corpora(settings, root)) == ["iemocap", "meld", "meld-sentiment"]
-    twice = rr.RealTextSettings(SETTINGS.artifacts, (*SETTINGS.configs, str(copy.relative_to(root))), SETTINGS.seeds)
-    with pytest.raises(ValueError, match=r"meld_copy.yaml and configs/real/meld_finetuned.yaml are both configs of "
-                                         r"corpus 'meld'"):
-        rr.corpora(twice, root)
+    found = rr.corpora(SETTINGS, root)  # the committed MELD configs: one of the emotions, one of the sentiments
+    assert list(found) == ["iemocap", "meld", "meld-sentiment"]
+    assert (found["meld"].config.data.labels, found["meld-sentiment"].config.data.labels) == ("emotion", "sentiment")
+    assert with_changes(found["meld-sentiment"].config, name="meld_finetuned", data={"labels": "emotion"}) == found["meld"].config
+    for corpus, config in (("meld", "meld_finetuned"), ("meld-sentiment", "meld_sentiment_finetuned")):
+        copy = root / "configs" / "real" / "copy.yaml"
+        save_config(with_changes(found[corpus].config, name="copy"), copy)
+        twice = rr.RealTextSettings(SETTINGS.artifacts, (*SETTINGS.configs, str(copy.relative_to(root))), SETTINGS.seeds)
+        with pytest.raises(ValueError, match=rf"copy.yaml and configs/real/{config}.yaml are both configs of "
+                                             rf"corpus '{corpus}'"):
+            rr.corpora(twice, root)
 
 
 def test_the_controls_read_the_fine_tuned_input_with_the_encoder_as_shipped_and_say_what_fine_tuning_adds(root):

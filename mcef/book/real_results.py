@@ -553,16 +553,18 @@ def encoder_cost_ratio(speed: pd.DataFrame) -> float:
 
 
 def finetuned_facts(name: str, rows: list[dict], frozen: list[dict], runs: dict[int, dict]) -> dict[str, float | int | str]:
-    """What the section says of one corpus (percent), keyed by glue names ``<corpus>_ft_*``."""
+    """What the section says of one corpus (percent), keyed by glue names ``<corpus>_ft_*``; ``frozen``:
+    :func:`frozen_rows` of the corpus, empty where it has no frozen-encoder recipe (no comparison facts then)."""
     own, mcef, logistic = rows
     facts = {f"{name}_ft_n": mcef["n"], f"{name}_ft_own_weighted_f1": own["weighted_f1"] * 100,
-             f"{name}_ft_logistic_weighted_f1": logistic["weighted_f1"] * 100,
-             f"{name}_frozen_weighted_f1": frozen[0]["weighted_f1"] * 100}
+             f"{name}_ft_logistic_weighted_f1": logistic["weighted_f1"] * 100}
     for metric in HEADLINE:
         facts[f"{name}_ft_{metric}"] = mcef[metric] * 100
         facts[f"{name}_ft_{metric}_std"] = 0.0 if mcef[f"{metric}_std"] is None else mcef[f"{metric}_std"] * 100
-    gain = (mcef["weighted_f1"] - frozen[0]["weighted_f1"]) * 100
-    facts[f"{name}_ft_gain"], facts[f"{name}_ft_side"] = abs(gain), "above" if gain >= 0 else "below"
+    if frozen:
+        facts[f"{name}_frozen_weighted_f1"] = frozen[0]["weighted_f1"] * 100
+        gain = (mcef["weighted_f1"] - frozen[0]["weighted_f1"]) * 100
+        facts[f"{name}_ft_gain"], facts[f"{name}_ft_side"] = abs(gain), "above" if gain >= 0 else "below"
     minutes = [sum(e["seconds"] for c in encoding_record(s)["candidates"].values() for e in c["history"]) / 60
                for s in runs.values()]
     facts[f"{name}_ft_minutes"] = statistics.fmean(minutes)
@@ -573,18 +575,18 @@ def finetuned_facts(name: str, rows: list[dict], frozen: list[dict], runs: dict[
     return facts
 
 
-def finetuned_sentence(name: str, facts: dict, corpus: Corpus, frozen: Corpus) -> str:
+def finetuned_sentence(name: str, facts: dict, corpus: Corpus, frozen: Corpus | None) -> str:
     """The section's finding for one corpus (Markdown), from :func:`finetuned_facts`; ``frozen``: the corpus's
-    frozen-encoder recipe (chapter 7's first part)."""
+    frozen-encoder recipe (chapter 7's first part), None where it has none (the sentence then compares nothing)."""
     f = {k.removeprefix(f"{name}_"): v for k, v in facts.items()}
     tune = corpus.config.data.text
     spread = f"{f['ft_weighted_f1']:.2f}" + (f" ± {f['ft_weighted_f1_std']:.2f}" if f["ft_n"] > 1 else "")
+    against = (f", {f['ft_gain']:.1f} points {f['ft_side']} MCEF on frozen {frozen.encoder} features "
+               f"({f['frozen_weighted_f1']:.2f})" if frozen is not None else "")
     return (f"On {name.upper()}, fine-tuning {corpus.encoder} as an utterance classifier with the "
             f"{tune.window_before} previous utterances as context (about {f['ft_minutes']:.0f} minutes of "
             f"fine-tuning per seed on the CPU) gives MCEF text-only a test weighted F1 of {spread} over "
-            f"{f['ft_n']} seed{'s' if f['ft_n'] != 1 else ''}, "
-            f"{f['ft_gain']:.1f} points {f['ft_side']} MCEF on frozen {frozen.encoder} features "
-            f"({f['frozen_weighted_f1']:.2f}). "
+            f"{f['ft_n']} seed{'s' if f['ft_n'] != 1 else ''}{against}. "
             f"The fine-tuned encoder's own classifier scores {f['ft_own_weighted_f1']:.2f} and a context-free "
             f"logistic regression on its features {f['ft_logistic_weighted_f1']:.2f}. The encoder fits the labels "
             f"it was tuned on far better than new ones (weighted F1 {f['ft_own_train_weighted_f1']:.1f} on the "
