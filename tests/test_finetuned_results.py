@@ -120,11 +120,13 @@ def test_rows_and_facts_are_the_runs_figures(root):
     assert facts["iemocap_ft_side"] == ("above" if gain >= 0 else "below")
     assert facts["iemocap_ft_minutes"] == pytest.approx(1100 / 60)
     assert facts["iemocap_ft_own_train_weighted_f1"] == pytest.approx(61.0) and facts["iemocap_ft_mcef_epoch"] == 2
+    assert facts["iemocap_ft_kept_last"] == 2  # both fake fine-tunings kept their last epoch
     sentence = rr.finetuned_sentence("iemocap", facts, found["iemocap"], frozen_corpus)
     assert "MCEF on frozen all-mpnet-base-v2 features" in sentence
     one = rr.finetuned_sentence("iemocap", {**facts, "iemocap_ft_n": 1}, found["iemocap"], frozen_corpus)
     assert "65.00 over 1 seed," in one  # no spread from one seed
     assert "65.00 ± 1.41 over 2 seeds" in sentence and "own classifier scores 61.00" in sentence
+    assert "In 2 of 2 seeds the encoder's validation score was best at the last epoch it ran (of at most 3" in sentence
     alone = rr.finetuned_facts("iemocap", [own, mcef, logistic], [], runs["iemocap"])  # no frozen recipe (MELD-3)
     assert "iemocap_ft_gain" not in alone and "iemocap_frozen_weighted_f1" not in alone
     assert {k: v for k, v in facts.items() if k in alone} == alone

@@ -572,6 +572,8 @@ def finetuned_facts(name: str, rows: list[dict], frozen: list[dict], runs: dict[
         facts[f"{name}_ft_own_{split}_weighted_f1"] = 100 * statistics.fmean(
             encoding_record(s)["classifier"][split]["weighted_f1"] for s in runs.values())
     facts[f"{name}_ft_mcef_epoch"] = statistics.fmean(s["selected_epoch"] for s in runs.values())
+    kept = [encoding_record(s)["candidates"][encoding_record(s)["class_weights"]] for s in runs.values()]
+    facts[f"{name}_ft_kept_last"] = sum(c["best_epoch"] == len(c["history"]) for c in kept)  # still rising at the end
     return facts
 
 
@@ -592,7 +594,9 @@ def finetuned_sentence(name: str, facts: dict, corpus: Corpus, frozen: Corpus | 
             f"it was tuned on far better than new ones (weighted F1 {f['ft_own_train_weighted_f1']:.1f} on the "
             f"training split, {f['ft_own_valid_weighted_f1']:.1f} on validation), so the training features MCEF "
             f"learns from are easier than the ones it is tested on, and MCEF's validation score peaks at epoch "
-            f"{f['ft_mcef_epoch']:.0f} on average.")
+            f"{f['ft_mcef_epoch']:.0f} on average. In {f['ft_kept_last']} of {f['ft_n']} seeds the encoder's "
+            f"validation score was best at the last epoch it ran (of at most {tune.finetune.epochs}, over which "
+            f"the learning rate decays to zero), so whether a longer fine-tuning helps is not measured here.")
 
 
 def pending_sentence(settings: RealTextSettings, corpus: Corpus, missing: list[int], n_present: int, *,
