@@ -98,6 +98,8 @@ def test_no_run_committed_names_every_seed_and_its_commands(root):
             in text)
     assert "--seed S --out book/results/real_text/baseline_iemocap_finetuned_seedS.json" in text
     assert rr.pending_sentence(settings, found["iemocap"], [], 5) == ""
+    assert "are committed; seed 4 is made by `mcef sweep --config configs/real/iemocap_finetuned.yaml --seeds 4 " in (
+        rr.pending_sentence(settings, found["iemocap"], [4], 4))
 
 
 def test_rows_and_facts_are_the_runs_figures(root):

@@ -607,5 +607,6 @@ def pending_sentence(settings: RealTextSettings, corpus: Corpus, missing: list[i
         return ""
     sweep = seed_commands(settings, corpus, missing)[0]
     then = f", then, for each seed, `{baseline_command(settings, corpus, 'S')}`" if baselines else ""
+    which = f"seed {missing[0]} is" if len(missing) == 1 else f"seeds {', '.join(map(str, missing))} are"
     return (f"**{n_present} of {len(settings.seeds)} planned seeds** of `{corpus.config_path}` are committed; "
-            f"seeds {', '.join(map(str, missing))} are made by `{sweep}` (resumable){then}.")
+            f"{which} made by `{sweep}` (resumable){then}.")
