@@ -65,7 +65,11 @@ def iemocap_subset():
     """Four real IEMOCAP dialogues (two train, one valid, one test), cut to their first 6 utterances."""
     if not IEMOCAP_TEXT.is_file():
         pytest.skip(f"real transcripts absent: {IEMOCAP_TEXT}")
-    full = load_dataset(IEMOCAP_TEXT)
+    return four_dialogue_subset(load_dataset(IEMOCAP_TEXT))
+
+
+def four_dialogue_subset(full):
+    """Two training, one validation and one test dialogue of ``full``, each cut to its first 6 utterances."""
     keep = {"train": full.splits["train"][:2], "valid": full.splits["valid"][:1], "test": full.splits["test"][:1]}
     dialogues = {}
     for ids in keep.values():

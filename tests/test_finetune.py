@@ -7,7 +7,8 @@ import dataclasses
 
 import numpy as np
 import pytest
-from test_features import SHARED, encoder, iemocap_subset, needs_encoder, small_corpus  # noqa: F401 (fixtures)
+from test_features import (SHARED, encoder, four_dialogue_subset, iemocap_subset, needs_encoder,  # noqa: F401 (fixtures)
+                           small_corpus)
 
 from mcef.data import load_dataset
 from mcef.data.dataset import Dialogue, DialogueDataset
@@ -196,11 +197,9 @@ def test_fine_tuning_on_melds_sentiments_classifies_its_three_sentiments(encoder
     if not path.is_file():
         pytest.skip(f"real transcripts absent: {path}")
     full = load_dataset(path, labels="sentiment")
-    keep = {"train": full.splits["train"][:2], "valid": full.splits["valid"][:1], "test": full.splits["test"][:1]}
-    cut = {did: dataclasses.replace(d, speakers=d.speakers[:6], labels=d.labels[:6], sentences=d.sentences[:6])
-           for ids in keep.values() for did in ids for d in [full.dialogues[did]]}
-    subset = dataclasses.replace(full, dialogues=cut, splits=keep)
+    subset = four_dialogue_subset(full)
     features, record = encode_items(subset, WINDOW, device="cpu", workdir=tmp_path, log=lambda s: None)
     assert full.label_names == ("neutral", "positive", "negative")
+    cut = subset.dialogues
     assert set(features) == set(cut) and all(f.shape == (len(cut[d].labels), 384) for d, f in features.items())
     assert set(record["classifier"]["test"]["per_class_f1"]) == set(full.label_names)

@@ -455,6 +455,13 @@ def encoding_record(summary: dict) -> dict:
     return record
 
 
+def kept_candidate(summary: dict) -> dict:
+    """The fine-tuning candidate (class weighting) whose encoder the run's features come from: its history and best
+    epoch."""
+    record = encoding_record(summary)
+    return record["candidates"][record["class_weights"]]
+
+
 def finetuned_rows(artifacts: str | Path, corpus: Corpus, runs: dict[int, dict]) -> list[dict]:
     """Our three readings of the fine-tuned features (fractions, mean and std over the seeds present): the
     encoder's own classifier, MCEF text-only on its features, the logistic regression on them."""
@@ -524,8 +531,7 @@ def history_table(runs: dict[int, dict]) -> pd.DataFrame:
     """Per seed and fine-tuning epoch: training loss, validation weighted F1, seconds, and whether it was kept."""
     rows = []
     for seed, summary in runs.items():
-        record = encoding_record(summary)
-        kept = record["candidates"][record["class_weights"]]
+        kept = kept_candidate(summary)
         for epoch in kept["history"]:
             rows.append({"seed": seed, "epoch": epoch["epoch"], "train loss": round(epoch["train_loss"], 4),
                          "valid w-F1": round(epoch["valid_weighted_f1"], 4), "minutes": round(epoch["seconds"] / 60, 1),
@@ -572,8 +578,8 @@ def finetuned_facts(name: str, rows: list[dict], frozen: list[dict], runs: dict[
         facts[f"{name}_ft_own_{split}_weighted_f1"] = 100 * statistics.fmean(
             encoding_record(s)["classifier"][split]["weighted_f1"] for s in runs.values())
     facts[f"{name}_ft_mcef_epoch"] = statistics.fmean(s["selected_epoch"] for s in runs.values())
-    kept = [encoding_record(s)["candidates"][encoding_record(s)["class_weights"]] for s in runs.values()]
-    facts[f"{name}_ft_kept_last"] = sum(c["best_epoch"] == len(c["history"]) for c in kept)  # still rising at the end
+    facts[f"{name}_ft_kept_last"] = sum(  # the validation score still rising at the end
+        c["best_epoch"] == len(c["history"]) for c in map(kept_candidate, runs.values()))
     return facts
 
 
