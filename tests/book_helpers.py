@@ -29,7 +29,8 @@ ablation_run:
 ablations: {kl: 0.1, n_seeds: 1}
 efficiency: {noise_scales: [1.0, 4.0], draws: 2, bench_recipe: configs/paper.yaml, bench_hidden: 8, bench_epochs: 1,
              bench_warmup: 0, bench_memory: false, fusions: [equal, sdt, concat, late]}
-real_text: {artifacts: book/results/real_text, configs: [configs/real/iemocap_text.yaml, configs/real/meld_text.yaml],
+real_text: {artifacts: book/results/real_text,
+            configs: [configs/real/iemocap_text.yaml, configs/real/meld_text.yaml, configs/real/meld_sentiment_text.yaml],
             seeds: [0, 1, 2, 3, 4]}
 real_text_finetuned: {artifacts: book/results/real_text,
                       configs: [configs/real/iemocap_finetuned.yaml, configs/real/meld_finetuned.yaml, configs/real/meld_sentiment_finetuned.yaml],

@@ -25,8 +25,10 @@ CORPORA = list(FOUND)
 
 
 def test_the_profiles_name_the_committed_configs_and_their_corpora():
-    assert CORPORA == ["iemocap", "meld"] and SEEDS == (0, 1, 2, 3, 4)
+    assert CORPORA == ["iemocap", "meld", "meld-sentiment"] and SEEDS == (0, 1, 2, 3, 4)
     assert FOUND["iemocap"].encoder == "all-mpnet-base-v2" and FOUND["meld"].encoder == "all-MiniLM-L6-v2"
+    # MELD-3 is MELD's recipe with the sentiments as labels, nothing else changed
+    assert with_changes(FOUND["meld-sentiment"].config, name="meld_text", data={"labels": "emotion"}) == FOUND["meld"].config
     assert all(corpus.config.data.standardise for corpus in FOUND.values())
     commands = rr.reproduce_commands(SETTINGS, FOUND)
     assert "mcef sweep --config configs/real/iemocap_text.yaml --seeds 0 1 2 3 4 --root book/results/real_text" in commands
@@ -42,7 +44,8 @@ def test_artifacts_are_complete(corpus):
     for seed, summary in runs.items():
         assert summary["selection"] == "validation weighted-F1"
         assert summary["test"]["epoch"] == summary["selected_epoch"]
-        assert summary["data"]["name"] == corpus
+        assert summary["data"]["name"] == corpus.removesuffix("-sentiment")
+        assert len(summary["data"]["label_names"]) == (3 if corpus == "meld-sentiment" else 6 if corpus == "iemocap" else 7)
         assert FOUND[corpus].encoder in summary["data"]["description"]
         assert "standardised" in summary["data"]["description"]
         labels = summary["data"]["label_names"]
@@ -164,6 +167,7 @@ def test_result_facts_are_the_rows_in_percent(corpus):
     rows = rr.result_rows(ARTIFACTS, FOUND[corpus], SEEDS)
     runs = rr.read_runs(ARTIFACTS, FOUND[corpus], SEEDS)
     facts = rr.result_facts(corpus, rows, runs)
+    corpus = corpus.replace("-", "_")  # the glue names' spelling of meld-sentiment
     assert facts[f"{corpus}_weighted_f1"] == pytest.approx(100 * rows[0]["weighted_f1"])
     assert facts[f"{corpus}_logistic_macro_f1"] == pytest.approx(100 * rows[2]["macro_f1"])
     gain = 100 * (rows[0]["weighted_f1"] - rows[2]["weighted_f1"])
@@ -177,6 +181,7 @@ def test_per_class_and_seed_tables_stack_the_corpora():
     shown = rr.per_class_display(per_class)
     assert list(shown.columns) == ["class", "support", "MCEF F1", "logistic F1"]
     assert len(shown.loc["MELD"]) == len(per_class["meld"]) and " ± " in shown.iloc[0]["MCEF F1"]
+    assert list(shown.loc["MELD-3", "class"]) == ["neutral", "positive", "negative"]  # MELD's sentiments, labelled MELD-3
     seeds = rr.seed_tables(ARTIFACTS, FOUND, SEEDS)
     assert list(seeds.loc["IEMOCAP", "seed"]) == list(SEEDS)
     assert len(rr.per_class_figure(per_class).data) == 2 * len(CORPORA)

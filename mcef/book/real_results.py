@@ -43,6 +43,9 @@ ANCHORS = (
     {"corpus": "meld", "model": "DialogueCRN", "accuracy": 60.73, "weighted_f1": 58.39,
      "protocol": "test-selected, GloVe TextCNN features (DialogueRNN's), as published",
      "citation": "Hu et al., DialogueCRN: Contextual Reasoning Networks for ERC, ACL 2021"},
+    {"corpus": "meld-sentiment", "model": "text-CNN", "accuracy": None, "weighted_f1": 64.25,
+     "protocol": "context-free CNN on GloVe word vectors, the corpus paper's text baseline, as published",
+     "citation": "Poria et al., MELD: A Multimodal Multi-Party Dataset for ERC, ACL 2019"},
 )
 RECIPE_FIELDS = ("data.text.encoder", "data.standardise", "model.hidden", "model.dropout", "loss.fused_ce", "train.lr",
                  "train.epochs", "train.early_stopping", "train.batch_size", "train.class_weights")  # rows shown
@@ -69,6 +72,11 @@ class Corpus:
     def encoder(self) -> str:
         """The sentence encoder of the config's text features."""
         return self.config.data.text.encoder
+
+
+def corpus_label(name: str) -> str:
+    """How the book names a corpus: upper case, and MELD's 3 sentiments as MELD-3."""
+    return "MELD-3" if name == "meld-sentiment" else name.upper()
 
 
 def real_text_settings(profile: str, root: str | Path | None = None) -> RealTextSettings:
@@ -255,7 +263,7 @@ def seed_table(artifacts: str | Path, corpus: Corpus, seeds) -> pd.DataFrame:
 
 def seed_tables(artifacts: str | Path, found: dict[str, Corpus], seeds) -> pd.DataFrame:
     """:func:`seed_table` of every corpus, stacked under the corpus name, figures to 4 decimals."""
-    return pd.concat({name.upper(): seed_table(artifacts, corpus, seeds) for name, corpus in found.items()}
+    return pd.concat({corpus_label(name): seed_table(artifacts, corpus, seeds) for name, corpus in found.items()}
                      ).droplevel(1).round(4)
 
 
@@ -263,7 +271,8 @@ def per_class_figure(tables: dict[str, pd.DataFrame]):
     """Grouped bars per corpus: MCEF text-only test F1 per class (mean ± std over seeds) beside the logistic baseline."""
     from plotly.subplots import make_subplots
 
-    fig = make_subplots(rows=1, cols=len(tables), subplot_titles=[c.upper() for c in tables], horizontal_spacing=0.08)
+    fig = make_subplots(rows=1, cols=len(tables), subplot_titles=[corpus_label(c) for c in tables],
+                        horizontal_spacing=0.08)
     for col, table in enumerate(tables.values(), start=1):
         fig.add_bar(x=table["label"], y=table["f1_mean"] * 100, name="MCEF text-only", marker_color="#4C78A8",
                     error_y=dict(type="data", array=table["f1_std"].fillna(0) * 100), showlegend=col == 1,
@@ -280,7 +289,7 @@ def per_class_figure(tables: dict[str, pd.DataFrame]):
 
 def per_class_display(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
     """:func:`class_rows` of every corpus for reading: class, support, MCEF F1 (mean ± std) and logistic F1 in percent."""
-    return pd.concat({corpus.upper(): t.assign(**{
+    return pd.concat({corpus_label(corpus): t.assign(**{
         "class": t["label"], "MCEF F1": [mean_std(m, None if pd.isna(s) else s) for m, s in zip(t["f1_mean"], t["f1_std"])],
         "logistic F1": ["-" if v is None else f"{v * 100:.2f}" for v in t["logistic_f1"]]})
         [["class", "support", "MCEF F1", "logistic F1"]] for corpus, t in tables.items()}).droplevel(1)
@@ -301,15 +310,16 @@ def recipe_table(found: dict[str, Corpus], fields=RECIPE_FIELDS) -> pd.DataFrame
 
 def features_sentence(found: dict[str, Corpus]) -> str:
     """Which text features each corpus uses, as the configs say (encoder, standardisation)."""
-    return "; ".join(f"{name.upper()}: {c.encoder}" + (", standardised with training statistics"
+    return "; ".join(f"{corpus_label(name)}: {c.encoder}" + (", standardised with training statistics"
                                                         if c.config.data.standardise else "")
                      for name, c in found.items())
 
 
 def split_sizes(runs: dict[str, dict[int, dict]], seed: int) -> str:
     """The dialogues and utterances of every split of every corpus, as recorded by the ``seed`` run of each."""
-    return "; ".join(f"{corpus.upper()}: " + ", ".join(f"{split} {v['dialogues']} dialogues / {v['utterances']} utterances"
-                                                      for split, v in corpus_runs[seed]["data"]["splits"].items())
+    return "; ".join(f"{corpus_label(corpus)}: "
+                     + ", ".join(f"{split} {v['dialogues']} dialogues / {v['utterances']} utterances"
+                                 for split, v in corpus_runs[seed]["data"]["splits"].items())
                      for corpus, corpus_runs in runs.items())
 
 
@@ -329,20 +339,22 @@ def provenance_note(settings: RealTextSettings, found: dict[str, Corpus], runs: 
 def result_facts(corpus: str, rows: list[dict], runs: dict[int, dict]) -> dict[str, float | int | str]:
     """What the chapter says about one corpus, keyed by its glue names (figures in percent).
 
-    ``rows``: :func:`result_rows` (ours, oracle, baseline first); ``runs``: :func:`read_runs` of the corpus.
+    ``rows``: :func:`result_rows` (ours, oracle, baseline first); ``runs``: :func:`read_runs` of the corpus. The glue
+    names start with the corpus name, ``-`` written ``_`` (``meld_sentiment_weighted_f1``): glue names are identifiers.
     """
     ours, oracle, baseline = rows[0], rows[1], rows[2]
+    prefix = corpus.replace("-", "_")
     facts = {}
     for metric in HEADLINE:
-        facts[f"{corpus}_{metric}"] = ours[metric] * 100
-        facts[f"{corpus}_{metric}_std"] = ours[f"{metric}_std"] * 100 if ours[f"{metric}_std"] is not None else 0.0
-        facts[f"{corpus}_oracle_{metric}"] = oracle[metric] * 100
-        facts[f"{corpus}_logistic_{metric}"] = baseline[metric] * 100
-    facts[f"{corpus}_n"] = ours["n"]
+        facts[f"{prefix}_{metric}"] = ours[metric] * 100
+        facts[f"{prefix}_{metric}_std"] = ours[f"{metric}_std"] * 100 if ours[f"{metric}_std"] is not None else 0.0
+        facts[f"{prefix}_oracle_{metric}"] = oracle[metric] * 100
+        facts[f"{prefix}_logistic_{metric}"] = baseline[metric] * 100
+    facts[f"{prefix}_n"] = ours["n"]
     gain = (ours["weighted_f1"] - baseline["weighted_f1"]) * 100
-    facts[f"{corpus}_gain"] = abs(gain)
-    facts[f"{corpus}_side"] = "above" if gain >= 0 else "below"
-    facts[f"{corpus}_minutes"] = sum(s["wall_time_s"] for s in runs.values()) / 60
+    facts[f"{prefix}_gain"] = abs(gain)
+    facts[f"{prefix}_side"] = "above" if gain >= 0 else "below"
+    facts[f"{prefix}_minutes"] = sum(s["wall_time_s"] for s in runs.values()) / 60
     return facts
 
 
@@ -510,9 +522,9 @@ def control_sentence(name: str, facts: dict, rows: list[dict], control: Corpus |
     row = rows[0]
     spread = f"{100 * row['weighted_f1']:.2f}" + (f" ± {100 * row['weighted_f1_std']:.2f}" if row["n"] > 1 else "")
     gain = facts[f"{name}_ft_weighted_f1"] - 100 * row["weighted_f1"]
-    text = (f"The control isolates fine-tuning: the same input (the target and its "
-            f"previous utterances) read by the encoder as shipped gives MCEF text-only {spread} on {name.upper()} "
-            f"over {row['n']} seed{'s' if row['n'] != 1 else ''}, so fine-tuning {'adds' if gain >= 0 else 'costs'} "
+    text = (f"The control isolates fine-tuning: the same input (the target and its previous utterances) read by "
+            f"the encoder as shipped gives MCEF text-only {spread} on {corpus_label(name)} over {row['n']} "
+            f"seed{'s' if row['n'] != 1 else ''}, so fine-tuning {'adds' if gain >= 0 else 'costs'} "
             f"{abs(gain):.1f} points.")
     if control is not None and frozen is not None and control.encoder == frozen.encoder:
         window = 100 * row["weighted_f1"] - facts[f"{name}_frozen_weighted_f1"]
@@ -591,7 +603,7 @@ def finetuned_sentence(name: str, facts: dict, corpus: Corpus, frozen: Corpus | 
     spread = f"{f['ft_weighted_f1']:.2f}" + (f" ± {f['ft_weighted_f1_std']:.2f}" if f["ft_n"] > 1 else "")
     against = (f", {f['ft_gain']:.1f} points {f['ft_side']} MCEF on frozen {frozen.encoder} features "
                f"({f['frozen_weighted_f1']:.2f})" if frozen is not None else "")
-    return (f"On {name.upper()}, fine-tuning {corpus.encoder} as an utterance classifier with the "
+    return (f"On {corpus_label(name)}, fine-tuning {corpus.encoder} as an utterance classifier with the "
             f"{tune.window_before} previous utterances as context (about {f['ft_minutes']:.0f} minutes of "
             f"fine-tuning per seed on the CPU) gives MCEF text-only a test weighted F1 of {spread} over "
             f"{f['ft_n']} seed{'s' if f['ft_n'] != 1 else ''}{against}. "

@@ -91,7 +91,7 @@ def real_text_claims(profile: str = "results", root: str | Path | None = None) -
         runs = list(real_results.read_runs(artifacts, corpus, settings.seeds).values())
         if not runs:
             continue
-        claims.append(Claim(f"{corpus.name.upper()} with real data", "-",
+        claims.append(Claim(f"{real_results.corpus_label(corpus.name)} with real data", "-",
                             f"text only ({corpus.encoder} features), {len(runs)} seeds: weighted F1 "
                             f"{_spread(runs, 'test', 'weighted_f1')}%", "real text only", "chapter 7"))
     return claims
