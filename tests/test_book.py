@@ -28,6 +28,7 @@ SECTIONS = {
     "efficiency": robustness.EfficiencySettings, "real_text": real_results.RealTextSettings,
     "real_text_finetuned": real_results.RealTextSettings,
     "real_text_controls": real_results.RealTextSettings,
+    "real_text_no_context": real_results.RealTextSettings,
 }  # fmt: skip
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

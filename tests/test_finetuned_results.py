@@ -40,14 +40,19 @@ def write_run(root, settings, seed: int, mcef_f1: float, valid_f1: list[float], 
     return corpus
 
 
-def fake_run(root, seed: int, mcef_f1: float, own_f1: float, logistic_f1: float) -> None:
-    """A run of the committed fine-tuned config (its fine-tuning recorded) and its baseline."""
+def fine_tuning_record(own_f1: float) -> dict:
+    """A run's ``data`` record of a two-epoch fine-tuning whose own classifier scores ``own_f1`` on every split."""
     history = [{"epoch": 1, "train_loss": 1.2, "valid_accuracy": 0.5, "valid_weighted_f1": 0.55, "seconds": 540.0},
                {"epoch": 2, "train_loss": 0.9, "valid_accuracy": 0.6, "valid_weighted_f1": 0.61, "seconds": 560.0}]
     encoding = {"fine_tuned": True, "class_weights": "none", "selected_epoch": 2,
                 "candidates": {"none": {"epoch": 2, "history": history, "best_epoch": 2, "best_valid_weighted_f1": 0.61}},
                 "classifier": {split: scores(own_f1) for split in ("train", "valid", "test")}}
-    corpus = write_run(root, SETTINGS, seed, mcef_f1, [0.5, 0.6, 0.55], {"text_features": {"encoding": encoding}})
+    return {"text_features": {"encoding": encoding}}
+
+
+def fake_run(root, seed: int, mcef_f1: float, own_f1: float, logistic_f1: float) -> None:
+    """A run of the committed fine-tuned config (its fine-tuning recorded) and its baseline."""
+    corpus = write_run(root, SETTINGS, seed, mcef_f1, [0.5, 0.6, 0.55], fine_tuning_record(own_f1))
     path = rr.finetuned_baseline_path(root / SETTINGS.artifacts, corpus, seed)
     path.write_text(json.dumps({"test": scores(logistic_f1)}))
 
@@ -63,7 +68,8 @@ def root(tmp_path):
     """A project root with the committed configs and real-text results, without any fine-tuned run."""
     root = make_root(tmp_path)
     shutil.copytree(REPO / SETTINGS.artifacts, root / SETTINGS.artifacts,
-                    ignore=shutil.ignore_patterns("*_finetuned", "*_window_frozen", "baseline_*_finetuned_*"))
+                    ignore=shutil.ignore_patterns("*_finetuned", "*_no_context", "*_window_frozen",
+                                                  "baseline_*_finetuned_*"))
     return root
 
 
@@ -210,6 +216,28 @@ def test_the_controls_read_the_fine_tuned_input_with_the_encoder_as_shipped_and_
     assert "mcef sweep --config configs/real/iemocap_window_frozen.yaml --seeds 3" in str(failure.value)
     assert "baseline" not in str(failure.value)
     assert rr.pending_sentence(settings, found["iemocap"], [1], 4, baselines=False).endswith("(resumable).")
+
+
+def test_the_no_context_arm_fine_tunes_on_the_utterance_alone_and_says_what_the_window_adds(root):
+    _, settings, found, runs, missing = rr.chapter_no_context("smoke", root)
+    assert runs == {"iemocap": {}} and missing["iemocap"] == [0, 1, 2, 3, 4]
+    alone, tuned = found["iemocap"].config, rr.corpora(SETTINGS, root)["iemocap"].config
+    assert (alone.data.text.context, alone.data.text.window_before) == ("none", 0)  # the only change: no window
+    window = dataclasses.replace(alone.data.text, context="window", window_before=2)
+    assert dataclasses.replace(alone, name=tuned.name, data=dataclasses.replace(alone.data, text=window)) == tuned
+    assert rr.no_context_rows(found["iemocap"], {}) == [] and rr.no_context_sentence("iemocap", {}, []) == ""
+    for seed, mcef_f1, own_f1 in ((1, 0.58, 0.55), (2, 0.60, 0.57)):
+        write_run(root, settings, seed, mcef_f1, [0.5, 0.6], fine_tuning_record(own_f1))
+    _, _, found, runs, missing = rr.chapter_no_context("smoke", root)
+    assert sorted(runs["iemocap"]) == [1, 2] and missing["iemocap"] == [0, 3, 4]
+    own, mcef = rr.no_context_rows(found["iemocap"], runs["iemocap"])
+    assert (mcef["n"], mcef["weighted_f1"], own["weighted_f1"]) == (2, pytest.approx(0.59), pytest.approx(0.56))
+    text = rr.no_context_sentence("iemocap", {"iemocap_ft_weighted_f1": 61.0, "iemocap_ft_own_weighted_f1": 55.0},
+                                  [own, mcef])
+    assert text.endswith("59.00 ± 1.41 on IEMOCAP over 2 seeds (its own classifier 56.00 ± 1.41), so the window "
+                         "adds MCEF 2.0 points and costs the encoder's own classifier 1.0.")
+    pending = rr.pending_sentence(settings, found["iemocap"], missing["iemocap"], 2, baselines=False)
+    assert "--config configs/real/iemocap_finetuned_no_context.yaml --seeds 0 3 4 " in pending
 
 
 def test_the_cost_ratio_of_the_encoders_is_the_timed_pairs_mean():

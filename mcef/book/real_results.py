@@ -439,6 +439,12 @@ def chapter_controls(profile: str, root: str | Path | None = None):
     return checked_grid(section_settings(profile, "real_text_controls", RealTextSettings, root), root, baselines=False)
 
 
+def chapter_no_context(profile: str, root: str | Path | None = None):
+    """:func:`chapter_finetuned` of the no-context arm (``real_text_no_context``: the fine-tuned recipe reading each
+    utterance alone), whose runs have no per-seed baseline."""
+    return checked_grid(section_settings(profile, "real_text_no_context", RealTextSettings, root), root, baselines=False)
+
+
 def checked_grid(settings: RealTextSettings, root: str | Path | None, *, baselines: bool):
     """(artifacts folder, settings, corpora, runs, missing seeds) of a grid that may be committed in part; a run
     present that is inconsistent (or, with ``baselines``, lacks its per-seed baseline) fails the chapter."""
@@ -512,6 +518,38 @@ def control_rows(control: Corpus, runs: dict[int, dict]) -> list[dict]:
                            [s["test"] for s in runs.values()])]
 
 
+def no_context_rows(corpus: Corpus, runs: dict[int, dict]) -> list[dict]:
+    """The encoder fine-tuned on each utterance alone (``corpus``: the no-context config): its own classifier, then
+    MCEF text-only on its features, over the seeds present; no row when none is."""
+    if not runs:
+        return []
+    encoder = f"{corpus.encoder} fine-tuned, the utterance alone"
+    return [row_over_seeds(f"{corpus.encoder}'s own classifier, no context (ours)",
+                           f"{encoder}; encoder epoch chosen on validation",
+                           [encoding_record(s)["classifier"]["test"] for s in runs.values()]),
+            row_over_seeds("MCEF text-only on its features, no context (ours)", f"{encoder}; MCEF epoch chosen on "
+                           "validation", [s["test"] for s in runs.values()])]
+
+
+def spread(row: dict, metric: str = "weighted_f1") -> str:
+    """A row's ``metric`` in percent, with its std over seeds where there are several."""
+    return f"{100 * row[metric]:.2f}" + (f" ± {100 * row[f'{metric}_std']:.2f}" if row["n"] > 1 else "")
+
+
+def no_context_sentence(name: str, facts: dict, rows: list[dict]) -> str:
+    """What the window adds to fine-tuning on one corpus (Markdown; empty without no-context runs), from
+    :func:`no_context_rows` and the fine-tuned grid's :func:`finetuned_facts`."""
+    if not rows:
+        return ""
+    own, mcef = rows
+    gain = facts[f"{name}_ft_weighted_f1"] - 100 * mcef["weighted_f1"]
+    own_gain = facts[f"{name}_ft_own_weighted_f1"] - 100 * own["weighted_f1"]
+    return (f"The window's share: fine-tuned on each utterance alone, the encoder gives MCEF text-only {spread(mcef)} "
+            f"on {corpus_label(name)} over {mcef['n']} seed{'s' if mcef['n'] != 1 else ''} (its own classifier "
+            f"{spread(own)}), so the window {'adds' if gain >= 0 else 'costs'} MCEF {abs(gain):.1f} points and "
+            f"{'adds' if own_gain >= 0 else 'costs'} the encoder's own classifier {abs(own_gain):.1f}.")
+
+
 def control_sentence(name: str, facts: dict, rows: list[dict], control: Corpus | None = None,
                      frozen: Corpus | None = None) -> str:
     """What the control's ``rows`` say of fine-tuning on one corpus (Markdown; empty without control runs); where
@@ -520,10 +558,9 @@ def control_sentence(name: str, facts: dict, rows: list[dict], control: Corpus |
     if not rows:
         return ""
     row = rows[0]
-    spread = f"{100 * row['weighted_f1']:.2f}" + (f" ± {100 * row['weighted_f1_std']:.2f}" if row["n"] > 1 else "")
     gain = facts[f"{name}_ft_weighted_f1"] - 100 * row["weighted_f1"]
     text = (f"The control isolates fine-tuning: the same input (the target and its previous utterances) read by "
-            f"the encoder as shipped gives MCEF text-only {spread} on {corpus_label(name)} over {row['n']} "
+            f"the encoder as shipped gives MCEF text-only {spread(row)} on {corpus_label(name)} over {row['n']} "
             f"seed{'s' if row['n'] != 1 else ''}, so fine-tuning {'adds' if gain >= 0 else 'costs'} "
             f"{abs(gain):.1f} points.")
     if control is not None and frozen is not None and control.encoder == frozen.encoder:
@@ -600,12 +637,12 @@ def finetuned_sentence(name: str, facts: dict, corpus: Corpus, frozen: Corpus | 
     frozen-encoder recipe (chapter 7's first part), None where it has none (the sentence then compares nothing)."""
     f = {k.removeprefix(f"{name}_"): v for k, v in facts.items()}
     tune = corpus.config.data.text
-    spread = f"{f['ft_weighted_f1']:.2f}" + (f" ± {f['ft_weighted_f1_std']:.2f}" if f["ft_n"] > 1 else "")
+    figure = f"{f['ft_weighted_f1']:.2f}" + (f" ± {f['ft_weighted_f1_std']:.2f}" if f["ft_n"] > 1 else "")
     against = (f", {f['ft_gain']:.1f} points {f['ft_side']} MCEF on frozen {frozen.encoder} features "
                f"({f['frozen_weighted_f1']:.2f})" if frozen is not None else "")
     return (f"On {corpus_label(name)}, fine-tuning {corpus.encoder} as an utterance classifier with the "
             f"{tune.window_before} previous utterances as context (about {f['ft_minutes']:.0f} minutes of "
-            f"fine-tuning per seed on the CPU) gives MCEF text-only a test weighted F1 of {spread} over "
+            f"fine-tuning per seed on the CPU) gives MCEF text-only a test weighted F1 of {figure} over "
             f"{f['ft_n']} seed{'s' if f['ft_n'] != 1 else ''}{against}. "
             f"The fine-tuned encoder's own classifier scores {f['ft_own_weighted_f1']:.2f} and a context-free "
             f"logistic regression on its features {f['ft_logistic_weighted_f1']:.2f}. The encoder fits the labels "
