@@ -311,7 +311,7 @@ def recipe_table(found: dict[str, Corpus], fields=RECIPE_FIELDS) -> pd.DataFrame
 def features_sentence(found: dict[str, Corpus]) -> str:
     """Which text features each corpus uses, as the configs say (encoder, standardisation)."""
     return "; ".join(f"{corpus_label(name)}: {c.encoder}" + (", standardised with training statistics"
-                                                        if c.config.data.standardise else "")
+                                                             if c.config.data.standardise else "")
                      for name, c in found.items())
 
 
