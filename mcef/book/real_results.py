@@ -486,13 +486,19 @@ def finetuned_rows(artifacts: str | Path, corpus: Corpus, runs: dict[int, dict])
     encoder = f"{corpus.encoder} fine-tuned, {corpus.config.data.text.window_before} previous utterances"
     baselines = [json.loads(finetuned_baseline_path(artifacts, corpus, seed).read_text(encoding="utf-8"))["test"]
                  for seed in runs]
-    return [
-        row_over_seeds(f"{corpus.encoder}'s own classifier (ours)", f"{encoder}; encoder epoch chosen on validation",
-                       [encoding_record(s)["classifier"]["test"] for s in runs.values()]),
-        row_over_seeds("MCEF text-only on its features (ours)", f"{encoder}; MCEF epoch chosen on validation",
-                       [s["test"] for s in runs.values()]),
-        row_over_seeds("logistic regression on its features (ours)", f"{encoder}; C chosen on validation", baselines),
-    ]
+    return [*encoder_rows(corpus, runs, encoder),
+            row_over_seeds("logistic regression on its features (ours)", f"{encoder}; C chosen on validation",
+                           baselines)]
+
+
+def encoder_rows(corpus: Corpus, runs: dict[int, dict], encoder: str, variant: str = "") -> list[dict]:
+    """The fine-tuned encoder's own classifier, then MCEF text-only on its features, over ``runs``; ``encoder``
+    describes the fine-tuning in the protocol column, ``variant`` is appended to the row names."""
+    return [row_over_seeds(f"{corpus.encoder}'s own classifier{variant} (ours)",
+                           f"{encoder}; encoder epoch chosen on validation",
+                           [encoding_record(s)["classifier"]["test"] for s in runs.values()]),
+            row_over_seeds(f"MCEF text-only on its features{variant} (ours)",
+                           f"{encoder}; MCEF epoch chosen on validation", [s["test"] for s in runs.values()])]
 
 
 def frozen_rows(artifacts: str | Path, frozen: Corpus, seeds) -> list[dict]:
@@ -523,17 +529,12 @@ def no_context_rows(corpus: Corpus, runs: dict[int, dict]) -> list[dict]:
     MCEF text-only on its features, over the seeds present; no row when none is."""
     if not runs:
         return []
-    encoder = f"{corpus.encoder} fine-tuned, the utterance alone"
-    return [row_over_seeds(f"{corpus.encoder}'s own classifier, no context (ours)",
-                           f"{encoder}; encoder epoch chosen on validation",
-                           [encoding_record(s)["classifier"]["test"] for s in runs.values()]),
-            row_over_seeds("MCEF text-only on its features, no context (ours)", f"{encoder}; MCEF epoch chosen on "
-                           "validation", [s["test"] for s in runs.values()])]
+    return encoder_rows(corpus, runs, f"{corpus.encoder} fine-tuned, the utterance alone", ", no context")
 
 
-def spread(row: dict, metric: str = "weighted_f1") -> str:
-    """A row's ``metric`` in percent, with its std over seeds where there are several."""
-    return f"{100 * row[metric]:.2f}" + (f" ± {100 * row[f'{metric}_std']:.2f}" if row["n"] > 1 else "")
+def spread(row: dict) -> str:
+    """A row's weighted F1 in percent, with its std over seeds where there are several (:func:`mean_std`)."""
+    return mean_std(row["weighted_f1"], row["weighted_f1_std"])
 
 
 def no_context_sentence(name: str, facts: dict, rows: list[dict]) -> str:
