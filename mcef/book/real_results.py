@@ -638,7 +638,7 @@ def finetuned_sentence(name: str, facts: dict, corpus: Corpus, frozen: Corpus | 
     frozen-encoder recipe (chapter 7's first part), None where it has none (the sentence then compares nothing)."""
     f = {k.removeprefix(f"{name}_"): v for k, v in facts.items()}
     tune = corpus.config.data.text
-    figure = f"{f['ft_weighted_f1']:.2f}" + (f" ± {f['ft_weighted_f1_std']:.2f}" if f["ft_n"] > 1 else "")
+    figure = mean_std(f["ft_weighted_f1"], f["ft_weighted_f1_std"] if f["ft_n"] > 1 else None, scale=1.0)
     against = (f", {f['ft_gain']:.1f} points {f['ft_side']} MCEF on frozen {frozen.encoder} features "
                f"({f['frozen_weighted_f1']:.2f})" if frozen is not None else "")
     return (f"On {corpus_label(name)}, fine-tuning {corpus.encoder} as an utterance classifier with the "
