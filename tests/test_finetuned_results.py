@@ -187,7 +187,7 @@ def test_a_corpus_is_its_transcript_file_and_label_set_and_two_configs_of_one_co
 
 def test_the_controls_read_the_fine_tuned_input_with_the_encoder_as_shipped_and_say_what_fine_tuning_adds(root):
     _, settings, found, runs, missing = rr.chapter_controls("smoke", root)
-    assert runs == {"iemocap": {}, "meld": {}} and missing["meld"] == [0, 1, 2, 3, 4]
+    assert runs == {"iemocap": {}, "meld": {}, "meld-sentiment": {}} and missing["meld-sentiment"] == [0, 1, 2, 3, 4]
     for name, corpus in found.items():  # the fine-tuned config's input and MCEF recipe, without the fine-tuning
         tuned = rr.corpora(SETTINGS, root)[name].config
         assert corpus.config.data.text == dataclasses.replace(tuned.data.text, finetune=None)
