@@ -220,11 +220,12 @@ def test_the_controls_read_the_fine_tuned_input_with_the_encoder_as_shipped_and_
 
 def test_the_no_context_arm_fine_tunes_on_the_utterance_alone_and_says_what_the_window_adds(root):
     _, settings, found, runs, missing = rr.chapter_no_context("smoke", root)
-    assert runs == {"iemocap": {}} and missing["iemocap"] == [0, 1, 2, 3, 4]
-    alone, tuned = found["iemocap"].config, rr.corpora(SETTINGS, root)["iemocap"].config
-    assert (alone.data.text.context, alone.data.text.window_before) == ("none", 0)  # the only change: no window
-    window = dataclasses.replace(alone.data.text, context="window", window_before=2)
-    assert dataclasses.replace(alone, name=tuned.name, data=dataclasses.replace(alone.data, text=window)) == tuned
+    assert runs == {"iemocap": {}, "meld": {}} and missing["meld"] == [0, 1, 2, 3, 4]
+    for name, corpus in found.items():
+        alone, tuned = corpus.config, rr.corpora(SETTINGS, root)[name].config
+        assert (alone.data.text.context, alone.data.text.window_before) == ("none", 0)  # the only change: no window
+        window = dataclasses.replace(alone.data.text, context="window", window_before=2)
+        assert dataclasses.replace(alone, name=tuned.name, data=dataclasses.replace(alone.data, text=window)) == tuned
     assert rr.no_context_rows(found["iemocap"], {}) == [] and rr.no_context_sentence("iemocap", {}, []) == ""
     for seed, mcef_f1, own_f1 in ((1, 0.58, 0.55), (2, 0.60, 0.57)):
         write_run(root, settings, seed, mcef_f1, [0.5, 0.6], fine_tuning_record(own_f1))
