@@ -336,6 +336,12 @@ def provenance_note(settings: RealTextSettings, found: dict[str, Corpus], runs: 
             f"**Splits:** {split_sizes(runs, seed)}.")
 
 
+def glue_prefix(corpus: str) -> str:
+    """How a corpus name starts its glue names: ``-`` written ``_`` (``meld_sentiment``), as glue names are
+    identifiers."""
+    return corpus.replace("-", "_")
+
+
 def result_facts(corpus: str, rows: list[dict], runs: dict[int, dict]) -> dict[str, float | int | str]:
     """What the chapter says about one corpus, keyed by its glue names (figures in percent).
 
@@ -343,7 +349,7 @@ def result_facts(corpus: str, rows: list[dict], runs: dict[int, dict]) -> dict[s
     names start with the corpus name, ``-`` written ``_`` (``meld_sentiment_weighted_f1``): glue names are identifiers.
     """
     ours, oracle, baseline = rows[0], rows[1], rows[2]
-    prefix = corpus.replace("-", "_")
+    prefix = glue_prefix(corpus)
     facts = {}
     for metric in HEADLINE:
         facts[f"{prefix}_{metric}"] = ours[metric] * 100
@@ -543,8 +549,9 @@ def no_context_sentence(name: str, facts: dict, rows: list[dict]) -> str:
     if not rows:
         return ""
     own, mcef = rows
-    gain = facts[f"{name}_ft_weighted_f1"] - 100 * mcef["weighted_f1"]
-    own_gain = facts[f"{name}_ft_own_weighted_f1"] - 100 * own["weighted_f1"]
+    key = glue_prefix(name)
+    gain = facts[f"{key}_ft_weighted_f1"] - 100 * mcef["weighted_f1"]
+    own_gain = facts[f"{key}_ft_own_weighted_f1"] - 100 * own["weighted_f1"]
     return (f"The window's share: fine-tuned on each utterance alone, the encoder gives MCEF text-only {spread(mcef)} "
             f"on {corpus_label(name)} over {mcef['n']} seed{'s' if mcef['n'] != 1 else ''} (its own classifier "
             f"{spread(own)}), so the window {'adds' if gain >= 0 else 'costs'} MCEF {abs(gain):.1f} points and "
@@ -558,17 +565,17 @@ def control_sentence(name: str, facts: dict, rows: list[dict], control: Corpus |
     what the window does to the frozen encoder."""
     if not rows:
         return ""
-    row = rows[0]
-    gain = facts[f"{name}_ft_weighted_f1"] - 100 * row["weighted_f1"]
+    row, key = rows[0], glue_prefix(name)
+    gain = facts[f"{key}_ft_weighted_f1"] - 100 * row["weighted_f1"]
     text = (f"The control isolates fine-tuning: the same input (the target and its previous utterances) read by "
             f"the encoder as shipped gives MCEF text-only {spread(row)} on {corpus_label(name)} over {row['n']} "
             f"seed{'s' if row['n'] != 1 else ''}, so fine-tuning {'adds' if gain >= 0 else 'costs'} "
             f"{abs(gain):.1f} points.")
     if control is not None and frozen is not None and control.encoder == frozen.encoder:
-        window = 100 * row["weighted_f1"] - facts[f"{name}_frozen_weighted_f1"]
+        window = 100 * row["weighted_f1"] - facts[f"{key}_frozen_weighted_f1"]
         text += (f" For the frozen encoder the window itself {'helps' if window >= 0 else 'hurts'}: "
                  f"{abs(window):.1f} points against the utterance read alone "
-                 f"({facts[f'{name}_frozen_weighted_f1']:.2f}).")
+                 f"({facts[f'{key}_frozen_weighted_f1']:.2f}).")
     return text
 
 
@@ -609,26 +616,28 @@ def encoder_cost_ratio(speed: pd.DataFrame) -> float:
 
 
 def finetuned_facts(name: str, rows: list[dict], frozen: list[dict], runs: dict[int, dict]) -> dict[str, float | int | str]:
-    """What the section says of one corpus (percent), keyed by glue names ``<corpus>_ft_*``; ``frozen``:
-    :func:`frozen_rows` of the corpus, empty where it has no frozen-encoder recipe (no comparison facts then)."""
+    """What the section says of one corpus (percent), keyed by glue names ``<corpus>_ft_*`` (:func:`glue_prefix`);
+    ``frozen``: :func:`frozen_rows` of the corpus, empty where it has no frozen-encoder recipe (no comparison facts
+    then)."""
     own, mcef, logistic = rows
-    facts = {f"{name}_ft_n": mcef["n"], f"{name}_ft_own_weighted_f1": own["weighted_f1"] * 100,
-             f"{name}_ft_logistic_weighted_f1": logistic["weighted_f1"] * 100}
+    prefix = glue_prefix(name)
+    facts = {f"{prefix}_ft_n": mcef["n"], f"{prefix}_ft_own_weighted_f1": own["weighted_f1"] * 100,
+             f"{prefix}_ft_logistic_weighted_f1": logistic["weighted_f1"] * 100}
     for metric in HEADLINE:
-        facts[f"{name}_ft_{metric}"] = mcef[metric] * 100
-        facts[f"{name}_ft_{metric}_std"] = 0.0 if mcef[f"{metric}_std"] is None else mcef[f"{metric}_std"] * 100
+        facts[f"{prefix}_ft_{metric}"] = mcef[metric] * 100
+        facts[f"{prefix}_ft_{metric}_std"] = 0.0 if mcef[f"{metric}_std"] is None else mcef[f"{metric}_std"] * 100
     if frozen:
-        facts[f"{name}_frozen_weighted_f1"] = frozen[0]["weighted_f1"] * 100
+        facts[f"{prefix}_frozen_weighted_f1"] = frozen[0]["weighted_f1"] * 100
         gain = (mcef["weighted_f1"] - frozen[0]["weighted_f1"]) * 100
-        facts[f"{name}_ft_gain"], facts[f"{name}_ft_side"] = abs(gain), "above" if gain >= 0 else "below"
+        facts[f"{prefix}_ft_gain"], facts[f"{prefix}_ft_side"] = abs(gain), "above" if gain >= 0 else "below"
     minutes = [sum(e["seconds"] for c in encoding_record(s)["candidates"].values() for e in c["history"]) / 60
                for s in runs.values()]
-    facts[f"{name}_ft_minutes"] = statistics.fmean(minutes)
+    facts[f"{prefix}_ft_minutes"] = statistics.fmean(minutes)
     for split in ("train", "valid"):  # how far the encoder fits its own training labels
-        facts[f"{name}_ft_own_{split}_weighted_f1"] = 100 * statistics.fmean(
+        facts[f"{prefix}_ft_own_{split}_weighted_f1"] = 100 * statistics.fmean(
             encoding_record(s)["classifier"][split]["weighted_f1"] for s in runs.values())
-    facts[f"{name}_ft_mcef_epoch"] = statistics.fmean(s["selected_epoch"] for s in runs.values())
-    facts[f"{name}_ft_kept_last"] = sum(  # the validation score still rising at the end
+    facts[f"{prefix}_ft_mcef_epoch"] = statistics.fmean(s["selected_epoch"] for s in runs.values())
+    facts[f"{prefix}_ft_kept_last"] = sum(  # the validation score still rising at the end
         c["best_epoch"] == len(c["history"]) for c in map(kept_candidate, runs.values()))
     return facts
 
@@ -636,7 +645,7 @@ def finetuned_facts(name: str, rows: list[dict], frozen: list[dict], runs: dict[
 def finetuned_sentence(name: str, facts: dict, corpus: Corpus, frozen: Corpus | None) -> str:
     """The section's finding for one corpus (Markdown), from :func:`finetuned_facts`; ``frozen``: the corpus's
     frozen-encoder recipe (chapter 7's first part), None where it has none (the sentence then compares nothing)."""
-    f = {k.removeprefix(f"{name}_"): v for k, v in facts.items()}
+    f = {k.removeprefix(f"{glue_prefix(name)}_"): v for k, v in facts.items()}
     tune = corpus.config.data.text
     figure = mean_std(f["ft_weighted_f1"], f["ft_weighted_f1_std"] if f["ft_n"] > 1 else None, scale=1.0)
     against = (f", {f['ft_gain']:.1f} points {f['ft_side']} MCEF on frozen {frozen.encoder} features "
