@@ -38,7 +38,8 @@ real_text_finetuned: {artifacts: book/results/real_text,
 real_text_controls: {artifacts: book/results/real_text,
                      configs: [configs/real/iemocap_window_frozen.yaml, configs/real/meld_window_frozen.yaml, configs/real/meld_sentiment_window_frozen.yaml],
                      seeds: [0, 1, 2, 3, 4]}
-real_text_no_context: {artifacts: book/results/real_text, configs: [configs/real/iemocap_finetuned_no_context.yaml, configs/real/meld_finetuned_no_context.yaml],
+real_text_no_context: {artifacts: book/results/real_text, configs: [configs/real/iemocap_finetuned_no_context.yaml, configs/real/meld_finetuned_no_context.yaml,
+                                                                     configs/real/meld_sentiment_finetuned_no_context.yaml],
                        seeds: [0, 1, 2, 3, 4]}
 """
 

@@ -220,7 +220,7 @@ def test_the_controls_read_the_fine_tuned_input_with_the_encoder_as_shipped_and_
 
 def test_the_no_context_arm_fine_tunes_on_the_utterance_alone_and_says_what_the_window_adds(root):
     _, settings, found, runs, missing = rr.chapter_no_context("smoke", root)
-    assert runs == {"iemocap": {}, "meld": {}} and missing["meld"] == [0, 1, 2, 3, 4]
+    assert runs == {"iemocap": {}, "meld": {}, "meld-sentiment": {}} and missing["meld-sentiment"] == [0, 1, 2, 3, 4]
     for name, corpus in found.items():
         alone, tuned = corpus.config, rr.corpora(SETTINGS, root)[name].config
         assert (alone.data.text.context, alone.data.text.window_before) == ("none", 0)  # the only change: no window
