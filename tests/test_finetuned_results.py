@@ -35,6 +35,7 @@ def write_run(root, settings, seed: int, mcef_f1: float, valid_f1: list[float], 
                                                    for e, f in enumerate(valid_f1, start=1)))
     best = 1 + int(np.argmax(valid_f1))
     summary = {"name": corpus.config.name, "seed": seed, "selected_epoch": best, "test": {**scores(mcef_f1), "epoch": best},
+               "valid": scores(max(valid_f1)),
                "data": data, "provenance": {"config_digest": config_digest(config)}}
     (run_dir / "summary.json").write_text(json.dumps(summary))
     return corpus
@@ -226,19 +227,62 @@ def test_the_no_context_arm_fine_tunes_on_the_utterance_alone_and_says_what_the_
         assert (alone.data.text.context, alone.data.text.window_before) == ("none", 0)  # the only change: no window
         window = dataclasses.replace(alone.data.text, context="window", window_before=2)
         assert dataclasses.replace(alone, name=tuned.name, data=dataclasses.replace(alone.data, text=window)) == tuned
-    assert rr.no_context_rows(found["iemocap"], {}) == [] and rr.no_context_sentence("iemocap", {}, []) == ""
+    assert rr.no_context_rows(found["iemocap"], {}) == [] and rr.no_context_sentence("iemocap", {}, [], {}) == ""
     for seed, mcef_f1, own_f1 in ((1, 0.58, 0.55), (2, 0.60, 0.57)):
         write_run(root, settings, seed, mcef_f1, [0.5, 0.6], fine_tuning_record(own_f1))
     _, _, found, runs, missing = rr.chapter_no_context("smoke", root)
     assert sorted(runs["iemocap"]) == [1, 2] and missing["iemocap"] == [0, 3, 4]
     own, mcef = rr.no_context_rows(found["iemocap"], runs["iemocap"])
     assert (mcef["n"], mcef["weighted_f1"], own["weighted_f1"]) == (2, pytest.approx(0.59), pytest.approx(0.56))
-    text = rr.no_context_sentence("iemocap", {"iemocap_ft_weighted_f1": 61.0, "iemocap_ft_own_weighted_f1": 55.0},
-                                  [own, mcef])
+    facts = {"iemocap_ft_weighted_f1": 61.0, "iemocap_ft_own_weighted_f1": 55.0, "iemocap_ft_valid_weighted_f1": 61.0}
+    text = rr.no_context_sentence("iemocap", facts, [own, mcef], runs["iemocap"])
     assert text.endswith("59.00 ± 1.41 on IEMOCAP over 2 seeds (its own classifier 56.00 ± 1.41), so the window "
-                         "adds MCEF 2.0 points and costs the encoder's own classifier 1.0.")
+                         "adds MCEF 2.0 points and costs the encoder's own classifier 1.0. On validation, where the "
+                         "choice is made, MCEF scores 61.00 with the window and 60.00 without it, so a validation "
+                         "choice keeps the window.")  # validation: the best of [0.5, 0.6] in every run
+    facts["iemocap_ft_valid_weighted_f1"] = 59.5
+    assert rr.no_context_sentence("iemocap", facts, [own, mcef], runs["iemocap"]).endswith("reads the utterance alone.")
     pending = rr.pending_sentence(settings, found["iemocap"], missing["iemocap"], 2, baselines=False)
     assert "--config configs/real/iemocap_finetuned_no_context.yaml --seeds 0 3 4 " in pending
+
+
+def longer_record(best_epoch: int, epochs: int) -> dict:
+    """:func:`fine_tuning_record` of a fine-tuning that ran ``epochs`` epochs and kept ``best_epoch``."""
+    data = fine_tuning_record(0.6)
+    candidate = data["text_features"]["encoding"]["candidates"]["none"]
+    candidate["history"] = [{**candidate["history"][0], "epoch": e} for e in range(1, epochs + 1)]
+    candidate["best_epoch"] = best_epoch
+    return data
+
+
+def test_the_longer_arm_only_fine_tunes_the_utterance_alone_longer_and_says_what_it_adds(root):
+    _, settings, found, runs, missing = rr.chapter_longer("smoke", root)
+    assert runs == {"iemocap": {}} and missing["iemocap"] == [0, 1, 2, 3, 4]
+    _, alone_settings, alone_found, _, _ = rr.chapter_no_context("smoke", root)
+    longer, alone = found["iemocap"].config, alone_found["iemocap"]
+    tune = longer.data.text.finetune
+    assert (tune.epochs, tune.early_stopping) == (6, 2) and alone.config.data.text.finetune.epochs == 3
+    shorter = dataclasses.replace(tune, epochs=3, early_stopping=1)  # the only change: more epochs, more patience
+    text = dataclasses.replace(longer.data.text, finetune=shorter)
+    assert dataclasses.replace(longer, name=alone.config.name, data=dataclasses.replace(longer.data, text=text)) == \
+        alone.config
+    assert rr.longer_rows(found["iemocap"], {}) == [] and rr.longer_sentence("iemocap", found["iemocap"], [], {}, [], {}) == ""
+    for seed, mcef_f1, kept, ran in ((0, 0.62, 4, 6), (1, 0.60, 5, 5)):
+        write_run(root, settings, seed, mcef_f1, [0.5, 0.62], longer_record(kept, ran))
+    for seed in (0, 1):
+        write_run(root, alone_settings, seed, 0.59, [0.5, 0.6], fine_tuning_record(0.55))
+    _, _, found, runs, missing = rr.chapter_longer("smoke", root)
+    _, _, alone_found, alone_runs, _ = rr.chapter_no_context("smoke", root)
+    assert sorted(runs["iemocap"]) == [0, 1] and missing["iemocap"] == [2, 3, 4]
+    rows = rr.longer_rows(found["iemocap"], runs["iemocap"])
+    assert rows[1]["weighted_f1"] == pytest.approx(0.61) and "up to 6 epochs" in rows[1]["protocol"]
+    alone_rows = rr.no_context_rows(alone_found["iemocap"], alone_runs["iemocap"])
+    text = rr.longer_sentence("iemocap", found["iemocap"], rows, runs["iemocap"], alone_rows, alone_runs["iemocap"])
+    assert "at most 6 epochs (stopping after 2 without a better validation score" in text
+    assert "keeps epoch 4.5 on average, the last one it ran in 1 of 2 seeds" in text  # seed 1 stopped at its best
+    assert "61.00 ± 1.41 on IEMOCAP" in text and "2.0 points above the 2-epoch fine-tuning" in text
+    assert text.endswith("MCEF scores 62.00 against 60.00, so a validation choice fine-tunes longer.")
+    assert rr.longer_sentence("iemocap", found["iemocap"], rows, runs["iemocap"], [], {}) == ""  # nothing to extend
 
 
 def test_the_cost_ratio_of_the_encoders_is_the_timed_pairs_mean():

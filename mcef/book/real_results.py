@@ -451,6 +451,12 @@ def chapter_no_context(profile: str, root: str | Path | None = None):
     return checked_grid(section_settings(profile, "real_text_no_context", RealTextSettings, root), root, baselines=False)
 
 
+def chapter_longer(profile: str, root: str | Path | None = None):
+    """:func:`chapter_finetuned` of the longer fine-tuning (``real_text_longer``: the no-context recipe with more
+    epochs), whose runs have no per-seed baseline."""
+    return checked_grid(section_settings(profile, "real_text_longer", RealTextSettings, root), root, baselines=False)
+
+
 def checked_grid(settings: RealTextSettings, root: str | Path | None, *, baselines: bool):
     """(artifacts folder, settings, corpora, runs, missing seeds) of a grid that may be committed in part; a run
     present that is inconsistent (or, with ``baselines``, lacks its per-seed baseline) fails the chapter."""
@@ -538,24 +544,72 @@ def no_context_rows(corpus: Corpus, runs: dict[int, dict]) -> list[dict]:
     return encoder_rows(corpus, runs, f"{corpus.encoder} fine-tuned, the utterance alone", ", no context")
 
 
+def longer_rows(corpus: Corpus, runs: dict[int, dict]) -> list[dict]:
+    """The encoder fine-tuned for longer on each utterance alone (``corpus``: the longer config): its own classifier,
+    then MCEF text-only on its features, over the seeds present; no row when none is."""
+    if not runs:
+        return []
+    epochs = corpus.config.data.text.finetune.epochs
+    return encoder_rows(corpus, runs, f"{corpus.encoder} fine-tuned up to {epochs} epochs, the utterance alone",
+                        f", no context, up to {epochs} epochs")
+
+
+def valid_weighted_f1(runs: dict[int, dict]) -> float:
+    """MCEF's validation weighted F1 in percent, the mean over ``runs``: the figure recipes are chosen by."""
+    return 100 * statistics.fmean(s["valid"]["weighted_f1"] for s in runs.values())
+
+
+def fine_tuning_minutes(runs: dict[int, dict]) -> float:
+    """The mean over ``runs`` of the minutes spent fine-tuning the encoder (every candidate, every epoch)."""
+    return statistics.fmean(sum(e["seconds"] for c in encoding_record(s)["candidates"].values() for e in c["history"])
+                            / 60 for s in runs.values())
+
+
 def spread(row: dict) -> str:
     """A row's weighted F1 in percent, with its std over seeds where there are several (:func:`mean_std`)."""
     return mean_std(row["weighted_f1"], row["weighted_f1_std"])
 
 
-def no_context_sentence(name: str, facts: dict, rows: list[dict]) -> str:
+def no_context_sentence(name: str, facts: dict, rows: list[dict], runs: dict[int, dict]) -> str:
     """What the window adds to fine-tuning on one corpus (Markdown; empty without no-context runs), from
-    :func:`no_context_rows` and the fine-tuned grid's :func:`finetuned_facts`."""
+    :func:`no_context_rows` of the no-context ``runs`` and the fine-tuned grid's :func:`finetuned_facts`; it ends
+    with the validation figures that choose between the two."""
     if not rows:
         return ""
     own, mcef = rows
     key = glue_prefix(name)
     gain = facts[f"{key}_ft_weighted_f1"] - 100 * mcef["weighted_f1"]
     own_gain = facts[f"{key}_ft_own_weighted_f1"] - 100 * own["weighted_f1"]
+    window_valid, alone_valid = facts[f"{key}_ft_valid_weighted_f1"], valid_weighted_f1(runs)
     return (f"The window's share: fine-tuned on each utterance alone, the encoder gives MCEF text-only {spread(mcef)} "
             f"on {corpus_label(name)} over {mcef['n']} seed{'s' if mcef['n'] != 1 else ''} (its own classifier "
             f"{spread(own)}), so the window {'adds' if gain >= 0 else 'costs'} MCEF {abs(gain):.1f} points and "
-            f"{'adds' if own_gain >= 0 else 'costs'} the encoder's own classifier {abs(own_gain):.1f}.")
+            f"{'adds' if own_gain >= 0 else 'costs'} the encoder's own classifier {abs(own_gain):.1f}. On "
+            f"validation, where the choice is made, MCEF scores {window_valid:.2f} with the window and "
+            f"{alone_valid:.2f} without it, so a validation choice "
+            f"{'keeps the window' if window_valid >= alone_valid else 'reads the utterance alone'}.")
+
+
+def longer_sentence(name: str, corpus: Corpus, rows: list[dict], runs: dict[int, dict], alone_rows: list[dict],
+                    alone_runs: dict[int, dict]) -> str:
+    """What fine-tuning the utterance alone for longer adds on one corpus (Markdown; empty without its runs or
+    without the no-context runs it extends), from :func:`longer_rows` and :func:`no_context_rows`."""
+    if not rows or not alone_rows:
+        return ""
+    (own, mcef), (_, alone_mcef) = rows, alone_rows
+    tune, kept = corpus.config.data.text.finetune, [kept_candidate(s) for s in runs.values()]
+    alone_epochs = max(len(kept_candidate(s)["history"]) for s in alone_runs.values())
+    last = sum(c["best_epoch"] == len(c["history"]) for c in kept)
+    gain = 100 * (mcef["weighted_f1"] - alone_mcef["weighted_f1"])
+    valid, alone_valid = valid_weighted_f1(runs), valid_weighted_f1(alone_runs)
+    return (f"Fine-tuning longer: read alone for at most {tune.epochs} epochs (stopping after "
+            f"{tune.early_stopping} without a better validation score; about {fine_tuning_minutes(runs):.0f} "
+            f"minutes per seed), the encoder keeps epoch {statistics.fmean(c['best_epoch'] for c in kept):.1f} on "
+            f"average, the last one it ran in {last} of {mcef['n']} seeds, and gives MCEF text-only {spread(mcef)} on "
+            f"{corpus_label(name)} (its own classifier {spread(own)}): {abs(gain):.1f} points "
+            f"{'above' if gain >= 0 else 'below'} the {alone_epochs}-epoch fine-tuning of the utterance alone. On "
+            f"validation MCEF scores {valid:.2f} against {alone_valid:.2f}, so a validation choice "
+            f"{'fine-tunes longer' if valid > alone_valid else 'keeps the shorter fine-tuning'}.")
 
 
 def control_sentence(name: str, facts: dict, rows: list[dict], control: Corpus | None = None,
@@ -630,9 +684,8 @@ def finetuned_facts(name: str, rows: list[dict], frozen: list[dict], runs: dict[
         facts[f"{prefix}_frozen_weighted_f1"] = frozen[0]["weighted_f1"] * 100
         gain = (mcef["weighted_f1"] - frozen[0]["weighted_f1"]) * 100
         facts[f"{prefix}_ft_gain"], facts[f"{prefix}_ft_side"] = abs(gain), "above" if gain >= 0 else "below"
-    minutes = [sum(e["seconds"] for c in encoding_record(s)["candidates"].values() for e in c["history"]) / 60
-               for s in runs.values()]
-    facts[f"{prefix}_ft_minutes"] = statistics.fmean(minutes)
+    facts[f"{prefix}_ft_minutes"] = fine_tuning_minutes(runs)
+    facts[f"{prefix}_ft_valid_weighted_f1"] = valid_weighted_f1(runs)
     for split in ("train", "valid"):  # how far the encoder fits its own training labels
         facts[f"{prefix}_ft_own_{split}_weighted_f1"] = 100 * statistics.fmean(
             encoding_record(s)["classifier"][split]["weighted_f1"] for s in runs.values())
@@ -642,9 +695,10 @@ def finetuned_facts(name: str, rows: list[dict], frozen: list[dict], runs: dict[
     return facts
 
 
-def finetuned_sentence(name: str, facts: dict, corpus: Corpus, frozen: Corpus | None) -> str:
+def finetuned_sentence(name: str, facts: dict, corpus: Corpus, frozen: Corpus | None, *, longer: bool = False) -> str:
     """The section's finding for one corpus (Markdown), from :func:`finetuned_facts`; ``frozen``: the corpus's
-    frozen-encoder recipe (chapter 7's first part), None where it has none (the sentence then compares nothing)."""
+    frozen-encoder recipe (chapter 7's first part), None where it has none (the sentence then compares nothing);
+    ``longer``: whether a longer fine-tuning of the corpus is reported after it (:func:`longer_sentence`)."""
     f = {k.removeprefix(f"{glue_prefix(name)}_"): v for k, v in facts.items()}
     tune = corpus.config.data.text
     figure = mean_std(f["ft_weighted_f1"], f["ft_weighted_f1_std"] if f["ft_n"] > 1 else None, scale=1.0)
@@ -661,7 +715,8 @@ def finetuned_sentence(name: str, facts: dict, corpus: Corpus, frozen: Corpus | 
             f"learns from are easier than the ones it is tested on, and MCEF's validation score peaks at epoch "
             f"{f['ft_mcef_epoch']:.0f} on average. In {f['ft_kept_last']} of {f['ft_n']} seeds the encoder's "
             f"validation score was best at the last epoch it ran (of at most {tune.finetune.epochs}, over which "
-            f"the learning rate decays to zero), so whether a longer fine-tuning helps is not measured here.")
+            f"the learning rate decays to zero), so whether a longer fine-tuning helps is "
+            f"{'measured below, on the utterance read alone' if longer else 'not measured here'}.")
 
 
 def pending_sentence(settings: RealTextSettings, corpus: Corpus, missing: list[int], n_present: int, *,
