@@ -279,7 +279,7 @@ def test_the_longer_arm_only_fine_tunes_the_utterance_alone_longer_and_says_what
     alone_rows = rr.no_context_rows(alone_found["iemocap"], alone_runs["iemocap"])
     text = rr.longer_sentence("iemocap", found["iemocap"], rows, runs["iemocap"], alone_rows, alone_runs["iemocap"])
     assert "at most 6 epochs (stopping after 2 without a better validation score" in text
-    assert "keeps epoch 4.5 on average, the last one it ran in 1 of 2 seeds" in text  # seed 1 stopped at its best
+    assert "kept epoch is 4.5 on average (the last one it ran in 1 of 2 seeds)" in text  # seed 1: its last epoch
     assert "61.00 ± 1.41 on IEMOCAP" in text and "2.0 points above the 2-epoch fine-tuning" in text
     assert text.endswith("MCEF scores 62.00 against 60.00, so a validation choice fine-tunes longer.")
     assert rr.longer_sentence("iemocap", found["iemocap"], rows, runs["iemocap"], [], {}) == ""  # nothing to extend

@@ -602,11 +602,11 @@ def longer_sentence(name: str, corpus: Corpus, rows: list[dict], runs: dict[int,
     last = sum(c["best_epoch"] == len(c["history"]) for c in kept)
     gain = 100 * (mcef["weighted_f1"] - alone_mcef["weighted_f1"])
     valid, alone_valid = valid_weighted_f1(runs), valid_weighted_f1(alone_runs)
-    return (f"Fine-tuning longer: read alone for at most {tune.epochs} epochs (stopping after "
+    return (f"Fine-tuning longer: with each utterance read alone for at most {tune.epochs} epochs (stopping after "
             f"{tune.early_stopping} without a better validation score; about {fine_tuning_minutes(runs):.0f} "
-            f"minutes per seed), the encoder keeps epoch {statistics.fmean(c['best_epoch'] for c in kept):.1f} on "
-            f"average, the last one it ran in {last} of {mcef['n']} seeds, and gives MCEF text-only {spread(mcef)} on "
-            f"{corpus_label(name)} (its own classifier {spread(own)}): {abs(gain):.1f} points "
+            f"minutes per seed), the encoder's kept epoch is {statistics.fmean(c['best_epoch'] for c in kept):.1f} "
+            f"on average (the last one it ran in {last} of {mcef['n']} seeds), and MCEF text-only gives "
+            f"{spread(mcef)} on {corpus_label(name)} (its own classifier {spread(own)}), {abs(gain):.1f} points "
             f"{'above' if gain >= 0 else 'below'} the {alone_epochs}-epoch fine-tuning of the utterance alone. On "
             f"validation MCEF scores {valid:.2f} against {alone_valid:.2f}, so a validation choice "
             f"{'fine-tunes longer' if valid > alone_valid else 'keeps the shorter fine-tuning'}.")
