@@ -69,7 +69,7 @@ def root(tmp_path):
     """A project root with the committed configs and real-text results, without any fine-tuned run."""
     root = make_root(tmp_path)
     shutil.copytree(REPO / SETTINGS.artifacts, root / SETTINGS.artifacts,
-                    ignore=shutil.ignore_patterns("*_finetuned", "*_no_context", "*_window_frozen",
+                    ignore=shutil.ignore_patterns("*_finetuned", "*_no_context", "*_no_context_long", "*_window_frozen",
                                                   "baseline_*_finetuned_*"))
     return root
 
@@ -93,6 +93,9 @@ def test_the_committed_fine_tuned_runs_are_consistent():
             record = rr.encoding_record(summary)
             assert record["selected_epoch"] == record["candidates"][record["class_weights"]]["best_epoch"]
             assert set(record["classifier"]) == {"train", "valid", "test"}
+    for arm in (rr.chapter_controls, rr.chapter_no_context, rr.chapter_longer):  # each raises on an inconsistent run
+        _, settings, _, runs, missing = arm("smoke", REPO)
+        assert all(sorted([*runs[name], *missing[name]]) == list(settings.seeds) for name in runs)
 
 
 def test_no_run_committed_names_every_seed_and_its_commands(root):
@@ -283,6 +286,25 @@ def test_the_longer_arm_only_fine_tunes_the_utterance_alone_longer_and_says_what
     assert "61.00 ± 1.41 on IEMOCAP" in text and "2.0 points above the 2-epoch fine-tuning" in text
     assert text.endswith("MCEF scores 62.00 against 60.00, so a validation choice fine-tunes longer.")
     assert rr.longer_sentence("iemocap", found["iemocap"], rows, runs["iemocap"], [], {}) == ""  # nothing to extend
+
+
+def class_summary(f1: dict[str, float], support: list[int]) -> dict:
+    """A summary's test record and label names, with per-class F1 ``f1`` and a diagonal confusion of ``support``."""
+    return {"test": {"per_class_f1": f1, "confusion_matrix": np.diag(support).tolist()}, "data": {"label_names": list(f1)}}
+
+
+def test_the_per_class_comparison_puts_each_reading_beside_the_others():
+    frozen = [class_summary({"sad": 0.5, "happy": 0.7}, [3, 4]), class_summary({"sad": 0.7, "happy": 0.7}, [3, 4])]
+    tuned = [class_summary({"happy": 0.8, "sad": 0.6}, [4, 3])]  # another order of the same classes
+    table = rr.class_comparison({"frozen": frozen, "alone": [], "tuned": tuned})
+    assert list(table.columns) == ["class", "support", "frozen", "tuned"]  # no runs: no column
+    assert table.to_dict("records") == [{"class": "sad", "support": 3, "frozen": "60.00 ± 14.14", "tuned": "60.00"},
+                                        {"class": "happy", "support": 4, "frozen": "70.00 ± 0.00", "tuned": "80.00"}]
+    with pytest.raises(SelfCheckFailed, match="no runs in any column"):
+        rr.class_comparison({"frozen": []})
+    run = {"data": {"label_names": ["sad"], "text_features": {"encoding": {
+        "fine_tuned": True, "classifier": {"test": {"per_class_f1": {"sad": 0.4}, "confusion_matrix": [[2]]}}}}}}
+    assert rr.class_comparison({"own": rr.own_classifier_tests({0: run})})["own"].tolist() == ["40.00"]
 
 
 def test_the_cost_ratio_of_the_encoders_is_the_timed_pairs_mean():

@@ -295,6 +295,27 @@ def per_class_display(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
         [["class", "support", "MCEF F1", "logistic F1"]] for corpus, t in tables.items()}).droplevel(1)
 
 
+def class_comparison(columns: dict[str, list[dict]]) -> pd.DataFrame:
+    """Test F1 per class of several readings of one corpus side by side (percent, mean ± std over runs):
+    ``columns`` maps a column title to its runs' ``summary.json`` dicts (or dicts holding just a ``test`` record); an
+    empty list gives no column."""
+    present = {title: runs for title, runs in columns.items() if runs}
+    check(bool(present), "class_comparison: no runs in any column")
+    first = next(iter(present.values()))
+    table = pd.DataFrame(class_f1_over_seeds(first, first[0]["data"]["label_names"])[["label", "support"]])
+    names = list(table["label"])
+    for title, runs in present.items():
+        f1 = class_f1_over_seeds(runs, names)
+        table[title] = [mean_std(m, None if pd.isna(sd) else sd) for m, sd in zip(f1["f1_mean"], f1["f1_std"])]
+    return table.rename(columns={"label": "class"})
+
+
+def own_classifier_tests(runs: dict[int, dict]) -> list[dict]:
+    """The fine-tuned encoder's own classifier's test record of each run, in the shape :func:`class_comparison`
+    reads (``data.label_names`` kept)."""
+    return [{"test": encoding_record(s)["classifier"]["test"], "data": s["data"]} for s in runs.values()]
+
+
 def _field(config: ExperimentConfig, dotted: str):
     value = config
     for part in dotted.split("."):
