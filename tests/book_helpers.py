@@ -41,7 +41,8 @@ real_text_controls: {artifacts: book/results/real_text,
 real_text_no_context: {artifacts: book/results/real_text, configs: [configs/real/iemocap_finetuned_no_context.yaml, configs/real/meld_finetuned_no_context.yaml,
                                                                      configs/real/meld_sentiment_finetuned_no_context.yaml],
                        seeds: [0, 1, 2, 3, 4]}
-real_text_longer: {artifacts: book/results/real_text, configs: [configs/real/iemocap_finetuned_no_context_long.yaml],
+real_text_longer: {artifacts: book/results/real_text, configs: [configs/real/iemocap_finetuned_no_context_long.yaml,
+                                                                 configs/real/meld_finetuned_no_context_long.yaml],
                    seeds: [0, 1, 2, 3, 4]}
 """
 

@@ -260,15 +260,15 @@ def longer_record(best_epoch: int, epochs: int) -> dict:
 
 def test_the_longer_arm_only_fine_tunes_the_utterance_alone_longer_and_says_what_it_adds(root):
     _, settings, found, runs, missing = rr.chapter_longer("smoke", root)
-    assert runs == {"iemocap": {}} and missing["iemocap"] == [0, 1, 2, 3, 4]
+    assert runs == {"iemocap": {}, "meld": {}} and missing["meld"] == [0, 1, 2, 3, 4]
     _, alone_settings, alone_found, _, _ = rr.chapter_no_context("smoke", root)
-    longer, alone = found["iemocap"].config, alone_found["iemocap"]
-    tune = longer.data.text.finetune
-    assert (tune.epochs, tune.early_stopping) == (6, 2) and alone.config.data.text.finetune.epochs == 3
-    shorter = dataclasses.replace(tune, epochs=3, early_stopping=1)  # the only change: more epochs, more patience
-    text = dataclasses.replace(longer.data.text, finetune=shorter)
-    assert dataclasses.replace(longer, name=alone.config.name, data=dataclasses.replace(longer.data, text=text)) == \
-        alone.config
+    for name, corpus in found.items():
+        longer, alone = corpus.config, alone_found[name].config
+        tune = longer.data.text.finetune
+        assert (tune.epochs, tune.early_stopping) == (6, 2) and alone.data.text.finetune.epochs == 3
+        shorter = dataclasses.replace(tune, epochs=3, early_stopping=1)  # the only change: more epochs, more patience
+        text = dataclasses.replace(longer.data.text, finetune=shorter)
+        assert dataclasses.replace(longer, name=alone.name, data=dataclasses.replace(longer.data, text=text)) == alone
     assert rr.longer_rows(found["iemocap"], {}) == [] and rr.longer_sentence("iemocap", found["iemocap"], [], {}, [], {}) == ""
     for seed, mcef_f1, kept, ran in ((0, 0.62, 4, 6), (1, 0.60, 5, 5)):
         write_run(root, settings, seed, mcef_f1, [0.5, 0.62], longer_record(kept, ran))
