@@ -287,10 +287,16 @@ def per_class_figure(tables: dict[str, pd.DataFrame]):
                        legend=dict(orientation="h", yanchor="top", y=-0.3, x=0))
 
 
+def class_f1_cells(table: pd.DataFrame) -> list[str]:
+    """Each class's F1 of a :func:`mcef.book.common.class_f1_over_seeds` table as ``mean ± std`` in percent (the
+    mean alone for one run)."""
+    return [mean_std(m, None if pd.isna(sd) else sd) for m, sd in zip(table["f1_mean"], table["f1_std"])]
+
+
 def per_class_display(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
     """:func:`class_rows` of every corpus for reading: class, support, MCEF F1 (mean ± std) and logistic F1 in percent."""
     return pd.concat({corpus_label(corpus): t.assign(**{
-        "class": t["label"], "MCEF F1": [mean_std(m, None if pd.isna(s) else s) for m, s in zip(t["f1_mean"], t["f1_std"])],
+        "class": t["label"], "MCEF F1": class_f1_cells(t),
         "logistic F1": ["-" if v is None else f"{v * 100:.2f}" for v in t["logistic_f1"]]})
         [["class", "support", "MCEF F1", "logistic F1"]] for corpus, t in tables.items()}).droplevel(1)
 
@@ -305,8 +311,7 @@ def class_comparison(columns: dict[str, list[dict]]) -> pd.DataFrame:
     table = pd.DataFrame(class_f1_over_seeds(first, first[0]["data"]["label_names"])[["label", "support"]])
     names = list(table["label"])
     for title, runs in present.items():
-        f1 = class_f1_over_seeds(runs, names)
-        table[title] = [mean_std(m, None if pd.isna(sd) else sd) for m, sd in zip(f1["f1_mean"], f1["f1_std"])]
+        table[title] = class_f1_cells(class_f1_over_seeds(runs, names))
     return table.rename(columns={"label": "class"})
 
 
@@ -586,6 +591,11 @@ def fine_tuning_minutes(runs: dict[int, dict]) -> float:
                             / 60 for s in runs.values())
 
 
+def kept_last(runs: dict[int, dict]) -> int:
+    """In how many of ``runs`` the encoder's kept epoch is the last one it ran (its validation score still rising)."""
+    return sum(c["best_epoch"] == len(c["history"]) for c in map(kept_candidate, runs.values()))
+
+
 def spread(row: dict) -> str:
     """A row's weighted F1 in percent, with its std over seeds where there are several (:func:`mean_std`)."""
     return mean_std(row["weighted_f1"], row["weighted_f1_std"])
@@ -611,7 +621,7 @@ def no_context_sentence(name: str, facts: dict, rows: list[dict], runs: dict[int
             f"{'keeps the window' if window_valid >= alone_valid else 'reads the utterance alone'}.")
 
 
-def longer_sentence(name: str, corpus: Corpus, rows: list[dict], runs: dict[int, dict], alone_rows: list[dict],
+def longer_sentence(name: str, corpus: Corpus | None, rows: list[dict], runs: dict[int, dict], alone_rows: list[dict],
                     alone_runs: dict[int, dict]) -> str:
     """What fine-tuning the utterance alone for longer adds on one corpus (Markdown; empty without its runs or
     without the no-context runs it extends), from :func:`longer_rows` and :func:`no_context_rows`."""
@@ -620,13 +630,12 @@ def longer_sentence(name: str, corpus: Corpus, rows: list[dict], runs: dict[int,
     (own, mcef), (_, alone_mcef) = rows, alone_rows
     tune, kept = corpus.config.data.text.finetune, [kept_candidate(s) for s in runs.values()]
     alone_epochs = max(len(kept_candidate(s)["history"]) for s in alone_runs.values())
-    last = sum(c["best_epoch"] == len(c["history"]) for c in kept)
     gain = 100 * (mcef["weighted_f1"] - alone_mcef["weighted_f1"])
     valid, alone_valid = valid_weighted_f1(runs), valid_weighted_f1(alone_runs)
     return (f"Fine-tuning longer: with each utterance read alone for at most {tune.epochs} epochs (stopping after "
             f"{tune.early_stopping} without a better validation score; about {fine_tuning_minutes(runs):.0f} "
             f"minutes per seed), the encoder's kept epoch is {statistics.fmean(c['best_epoch'] for c in kept):.1f} "
-            f"on average (the last one it ran in {last} of {mcef['n']} seeds), and MCEF text-only gives "
+            f"on average (the last one it ran in {kept_last(runs)} of {mcef['n']} seeds), and MCEF text-only gives "
             f"{spread(mcef)} on {corpus_label(name)} (its own classifier {spread(own)}), {abs(gain):.1f} points "
             f"{'above' if gain >= 0 else 'below'} the {alone_epochs}-epoch fine-tuning of the utterance alone. On "
             f"validation MCEF scores {valid:.2f} against {alone_valid:.2f}, so a validation choice "
@@ -711,8 +720,7 @@ def finetuned_facts(name: str, rows: list[dict], frozen: list[dict], runs: dict[
         facts[f"{prefix}_ft_own_{split}_weighted_f1"] = 100 * statistics.fmean(
             encoding_record(s)["classifier"][split]["weighted_f1"] for s in runs.values())
     facts[f"{prefix}_ft_mcef_epoch"] = statistics.fmean(s["selected_epoch"] for s in runs.values())
-    facts[f"{prefix}_ft_kept_last"] = sum(  # the validation score still rising at the end
-        c["best_epoch"] == len(c["history"]) for c in map(kept_candidate, runs.values()))
+    facts[f"{prefix}_ft_kept_last"] = kept_last(runs)
     return facts
 
 
