@@ -88,6 +88,8 @@ MOVED = {
 
 
 def _type_name(tp: Any) -> str:
+    if tp is type(None):
+        return "null"
     if typing.get_origin(tp) is Literal:
         return " or ".join(repr(a) for a in typing.get_args(tp))
     return getattr(tp, "__name__", str(tp)).replace("typing.", "")
@@ -296,6 +298,8 @@ def _check_text(text, where: str) -> None:
     _number_in(tune.warmup, "data.text.finetune.warmup", where, low=0.0, high=1.0)
     _number_in(tune.weight_decay, "data.text.finetune.weight_decay", where, low=0.0)
     _number_in(tune.early_stopping, "data.text.finetune.early_stopping", where, low=0)
+    if tune.train_layers is not None:
+        _number_in(tune.train_layers, "data.text.finetune.train_layers", where, low=1)
     if tune.seed is not None:
         _number_in(tune.seed, "data.text.finetune.seed", where, low=0, high=SEED_MAX, high_open=False)
     odd = [w for w in tune.class_weights if w not in ("none", "train")]
@@ -395,7 +399,7 @@ def load_config(path: str | os.PathLike | None = None, overrides: list[str] | tu
 # there takes this value, never today's default; :func:`mcef.runs.defining_fields` leaves it out of digests at it.
 ADDED_FIELDS = {"model.activation": "gelu", "data.labels": "emotion", "data.label_set": None,
                 "data.text.window_before": 0, "data.text.window_after": 0, "data.text.pooling": "mean",
-                "data.text.finetune": None}
+                "data.text.finetune": None, "data.text.finetune.train_layers": None}
 
 
 def with_added_fields(mapping: dict, section: str | None = None) -> dict:

@@ -47,11 +47,12 @@ def package_version() -> str:
 
 
 def _parent(mapping: dict, dotted: str) -> tuple[dict, str]:
-    """(the dict holding the dotted field ``a.b.c``, its last name ``c``); an empty dict when a parent is absent."""
+    """(the dict holding the dotted field ``a.b.c``, its last name ``c``); an empty dict when a parent is absent or
+    not a mapping (``data.text.finetune: null``)."""
     *parents, leaf = dotted.split(".")
     node = mapping
     for part in parents:
-        node = node.get(part, {})
+        node = node.get(part) if isinstance(node.get(part), dict) else {}
     return node, leaf
 
 

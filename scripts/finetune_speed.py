@@ -21,8 +21,11 @@ from mcef.io import atomic_path
 from mcef.train import git_commit
 
 CORPORA = {"IEMOCAP": "iemocap_text.pkl", "MELD": "meld_text.pkl"}
-SETTINGS = [("all-MiniLM-L6-v2", 0, 64), ("all-MiniLM-L6-v2", 2, 128), ("all-MiniLM-L6-v2", 4, 192),
-            ("all-mpnet-base-v2", 0, 64), ("all-mpnet-base-v2", 2, 128)]  # (encoder, previous utterances, tokens)
+SETTINGS = [("all-MiniLM-L6-v2", 0, 64, False, None), ("all-MiniLM-L6-v2", 2, 128, False, None),
+            ("all-MiniLM-L6-v2", 4, 192, False, None), ("all-mpnet-base-v2", 0, 64, False, None),
+            ("all-mpnet-base-v2", 2, 128, False, None), ("all-mpnet-base-v2", 0, 64, True, None),
+            ("all-mpnet-base-v2", 0, 64, False, 4), ("all-mpnet-base-v2", 0, 64, True, 4)]
+# (encoder, previous utterances, tokens, bf16 autocast, layers trained from the top: None = all)
 
 
 def main() -> None:
@@ -38,12 +41,13 @@ def main() -> None:
     rows = []
     for corpus, name in CORPORA.items():
         dataset = read_transcripts(data_dir / name)
-        for encoder, before, tokens in SETTINGS:
-            config = TextFeatureConfig(encoder=encoder, context="window", window_before=before,
-                                       finetune=FineTuneConfig(max_seq_length=tokens, seed=0))
+        for encoder, before, tokens, bf16, layers in SETTINGS:
+            config = TextFeatureConfig(encoder=encoder, context="window", window_before=before, finetune=FineTuneConfig(
+                max_seq_length=tokens, seed=0, bf16=bf16, train_layers=layers))
             row = {"corpus": corpus, **epoch_seconds(dataset, config, steps=args.steps)}
-            print(f"{corpus:8s} {encoder:18s} window {before} ({tokens} tokens, mean {row['mean_tokens']:.0f}): "
-                  f"{row['step_seconds']:.2f} s/step, epoch ~{row['epoch_minutes']:.1f} min", flush=True)
+            print(f"{corpus:8s} {encoder:18s} window {before} ({tokens} tokens, mean {row['mean_tokens']:.0f}), "
+                  f"{'bf16' if bf16 else 'fp32'}, layers trained {layers or 'all'}: {row['step_seconds']:.2f} s/step, "
+                  f"epoch ~{row['epoch_minutes']:.1f} min", flush=True)
             rows.append(row)
     record = {"rows": rows, "machine": machine_stamp(["cpu"]), "commit": git_commit(),
               "date": datetime.date.today().isoformat(), "steps": args.steps, "torch_threads": torch.get_num_threads()}

@@ -44,6 +44,9 @@ real_text_no_context: {artifacts: book/results/real_text, configs: [configs/real
 real_text_longer: {artifacts: book/results/real_text, configs: [configs/real/iemocap_finetuned_no_context_long.yaml,
                                                                  configs/real/meld_finetuned_no_context_long.yaml],
                    seeds: [0, 1, 2, 3, 4]}
+real_text_larger: {artifacts: book/results/real_text, configs: [configs/real/iemocap_finetuned_mpnet.yaml,
+                                                                 configs/real/meld_finetuned_mpnet.yaml],
+                   seeds: [0, 1, 2, 3, 4]}
 """
 
 

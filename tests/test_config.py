@@ -58,6 +58,8 @@ def test_defaults_and_with_changes():
     ("model.dropout=1.5", "model: dropout: expected a probability"),
     ("loss.temperature=0", "loss: LossWeights.temperature: expected > 0"),
     ("data.text.context=future", "data.text.context: expected one of"),
+    ("data.text.finetune={train_layers: 0}", "data.text.finetune.train_layers must be >= 1, got 0"),
+    ("data.text.finetune={train_layers: top}", "data.text.finetune.train_layers: expected int or null, got 'top'"),
     ("data.modalities=[text]", "data.modalities is now model.modalities"),
     ("train.bf16=true", "train.bf16 is gone: model.precision"),
     ("train.epochs=0", "train.epochs must be at least 1"),

@@ -64,13 +64,38 @@ def test_every_fine_tuning_setting_is_part_of_the_feature_cache_key(tmp_path):
     for field in dataclasses.fields(FineTuneConfig):
         value = getattr(TINY, field.name)
         changed = (not value if isinstance(value, bool) else ("none",) if field.name == "class_weights"
-                   else value + 1)
+                   else 1 if value is None else value + 1)
         keys.add(cache_key(source, dataclasses.replace(WINDOW, finetune=dataclasses.replace(TINY, **{field.name: changed}))))
     for change in ({"window_before": 3}, {"window_after": 0}, {"pooling": "cls"}, {"finetune": None}):
         keys.add(cache_key(source, dataclasses.replace(WINDOW, **change)))
     assert len(keys) == 2 + len(dataclasses.fields(FineTuneConfig)) + 4
     # the fields added for fine-tuning, at their defaults, leave the keys of earlier caches as they were
     assert "finetune" not in frozen.key_fields() and "window_before" not in frozen.key_fields()
+    assert "train_layers" not in WINDOW.key_fields()["finetune"]
+
+
+@needs_encoder
+def test_training_the_top_layers_leaves_the_layers_below_as_shipped_and_without_dropout(iemocap_subset, encoder):  # noqa: F811
+    import torch
+
+    config = dataclasses.replace(WINDOW, finetune=dataclasses.replace(TINY, train_layers=2))
+    model, tokenizer = finetune._fresh_classifier(config, 6, torch.device("cpu"), seed=0)
+    layers = model.encoder.encoder.layer
+    before = {name: p.detach().clone() for name, p in model.encoder.named_parameters()}
+    items = finetune.dataset_items(iemocap_subset, config, tokenizer.sep_token)
+    batch = [i for did in iemocap_subset.splits["train"] for i in items[did]][:8]
+    inputs = finetune.Inputs(tokenizer, 32, paired=True, device=torch.device("cpu"))
+    model.train()
+    assert not model.encoder.embeddings.training and not layers[-3].training and layers[-2].training
+    finetune._train_step(model, finetune._optimizer(model, config.finetune), inputs, batch, torch.nn.CrossEntropyLoss())
+    top = {f"encoder.layer.{k}." for k in (len(layers) - 2, len(layers) - 1)}
+    for name, p in model.encoder.named_parameters():
+        trained = any(name.startswith(prefix) for prefix in top)
+        assert p.requires_grad == trained and (p.grad is not None) == trained, name
+        assert torch.equal(p, before[name]) != trained, name
+    with pytest.raises(ValueError, match="data.text.finetune.train_layers: expected 1 to 6"):
+        finetune._fresh_classifier(dataclasses.replace(config, finetune=dataclasses.replace(TINY, train_layers=7)), 6,
+                                   torch.device("cpu"), seed=0)
 
 
 @pytest.fixture(scope="module")

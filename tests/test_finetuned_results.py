@@ -69,7 +69,7 @@ def root(tmp_path):
     """A project root with the committed configs and real-text results, without any fine-tuned run."""
     root = make_root(tmp_path)
     shutil.copytree(REPO / SETTINGS.artifacts, root / SETTINGS.artifacts,
-                    ignore=shutil.ignore_patterns("*_finetuned", "*_no_context", "*_no_context_long", "*_window_frozen",
+                    ignore=shutil.ignore_patterns("*_finetuned", "*_no_context", "*_no_context_long", "*_window_frozen", "*_mpnet",
                                                   "baseline_*_finetuned_*"))
     return root
 
@@ -249,6 +249,12 @@ def test_the_no_context_arm_fine_tunes_on_the_utterance_alone_and_says_what_the_
     assert "--config configs/real/iemocap_finetuned_no_context.yaml --seeds 0 3 4 " in pending
 
 
+def assert_only_change(config, other, **text_fields) -> None:
+    """``config`` is ``other`` but for its name and the ``data.text`` fields that turn it into ``other``."""
+    text = dataclasses.replace(config.data.text, **text_fields)
+    assert dataclasses.replace(config, name=other.name, data=dataclasses.replace(config.data, text=text)) == other
+
+
 def longer_record(best_epoch: int, epochs: int) -> dict:
     """:func:`fine_tuning_record` of a fine-tuning that ran ``epochs`` epochs and kept ``best_epoch``."""
     data = fine_tuning_record(0.6)
@@ -266,9 +272,8 @@ def test_the_longer_arm_only_fine_tunes_the_utterance_alone_longer_and_says_what
         longer, alone = corpus.config, alone_found[name].config
         tune = longer.data.text.finetune
         assert (tune.epochs, tune.early_stopping) == (6, 2) and alone.data.text.finetune.epochs == 3
-        shorter = dataclasses.replace(tune, epochs=3, early_stopping=1)  # the only change: more epochs, more patience
-        text = dataclasses.replace(longer.data.text, finetune=shorter)
-        assert dataclasses.replace(longer, name=alone.name, data=dataclasses.replace(longer.data, text=text)) == alone
+        # the only change: more epochs, more patience
+        assert_only_change(longer, alone, finetune=dataclasses.replace(tune, epochs=3, early_stopping=1))
     assert rr.longer_rows(found["iemocap"], {}) == [] and rr.longer_sentence("iemocap", found["iemocap"], [], {}, [], {}) == ""
     for seed, mcef_f1, kept, ran in ((0, 0.62, 4, 6), (1, 0.60, 5, 5)):
         write_run(root, settings, seed, mcef_f1, [0.5, 0.62], longer_record(kept, ran))
@@ -286,6 +291,92 @@ def test_the_longer_arm_only_fine_tunes_the_utterance_alone_longer_and_says_what
     assert "61.00 ± 1.41 on IEMOCAP" in text and "2.0 points above the 2-epoch fine-tuning" in text
     assert text.endswith("MCEF scores 62.00 against 60.00, so a validation choice fine-tunes longer.")
     assert rr.longer_sentence("iemocap", found["iemocap"], rows, runs["iemocap"], [], {}) == ""  # nothing to extend
+
+
+def test_the_larger_arm_only_swaps_the_encoder_of_the_utterance_alone_and_says_what_it_adds(root):
+    _, settings, found, runs, missing = rr.chapter_larger("smoke", root)
+    assert runs == {"iemocap": {}, "meld": {}} and missing["meld"] == [0, 1, 2, 3, 4]
+    _, alone_settings, alone_found, _, _ = rr.chapter_no_context("smoke", root)
+    for name, corpus in found.items():
+        larger, alone = corpus.config, alone_found[name].config
+        tune = larger.data.text.finetune
+        assert (larger.data.text.encoder, tune.train_layers, tune.bf16) == ("all-mpnet-base-v2", 4, True)
+        # the only changes: the encoder, how much of it is trained, the autocast
+        assert_only_change(larger, alone, encoder=alone.data.text.encoder,
+                           finetune=dataclasses.replace(tune, train_layers=None, bf16=False))
+    assert rr.larger_rows(root / settings.artifacts, found["iemocap"], {}) == []
+    for seed, mcef_f1 in ((0, 0.64), (1, 0.62)):
+        corpus = write_run(root, settings, seed, mcef_f1, [0.5, 0.63], fine_tuning_record(0.6))
+        rr.finetuned_baseline_path(root / settings.artifacts, corpus, seed).write_text(json.dumps({"test": scores(0.61)}))
+        write_run(root, alone_settings, seed, 0.59, [0.5, 0.6], fine_tuning_record(0.55))
+    _, _, found, runs, missing = rr.chapter_larger("smoke", root)
+    _, _, alone_found, alone_runs, _ = rr.chapter_no_context("smoke", root)
+    assert sorted(runs["iemocap"]) == [0, 1] and missing["iemocap"] == [2, 3, 4]
+    rows = rr.larger_rows(root / settings.artifacts, found["iemocap"], runs["iemocap"])
+    assert [r["model"] for r in rows] == ["all-mpnet-base-v2's own classifier, all-mpnet-base-v2 (ours)",
+                                          "MCEF text-only on its features, all-mpnet-base-v2 (ours)",
+                                          "logistic regression on its features, all-mpnet-base-v2 (ours)"]
+    assert "its top 4 layers fine-tuned, the utterance alone" in rows[1]["protocol"]
+    alone_rows = rr.no_context_rows(alone_found["iemocap"], alone_runs["iemocap"])
+    text = rr.larger_sentence("iemocap", found["iemocap"], rows, runs["iemocap"], alone_found["iemocap"], alone_rows,
+                              alone_runs["iemocap"])
+    assert text.startswith("The larger encoder: all-mpnet-base-v2 with its top 4 layers fine-tuned on each utterance "
+                           "alone under bfloat16 autocast (about 18 minutes of fine-tuning per seed)")
+    assert "63.00 ± 1.41 on IEMOCAP over 2 seeds" in text and "4.0 points above all-MiniLM-L6-v2" in text
+    assert text.endswith("On validation MCEF scores 63.00 against 60.00.")
+    assert rr.larger_sentence("iemocap", found["iemocap"], rows, runs["iemocap"], None, [], {}) == ""
+    (root / settings.artifacts / "baseline_iemocap_finetuned_mpnet_seed1.json").unlink()
+    with pytest.raises(SelfCheckFailed, match="baseline_iemocap_finetuned_mpnet_seed1.json is missing"):
+        rr.chapter_larger("smoke", root)
+
+
+def test_a_recipe_is_named_by_its_encoder_its_fine_tuning_and_its_context(root):
+    labels = {section: {name: rr.recipe_label(c) for name, c in rr.corpora(
+        rr.section_settings("smoke", section, rr.RealTextSettings, root), root).items()}
+        for section in ("real_text", "real_text_finetuned", "real_text_controls", "real_text_larger")}
+    assert labels["real_text"]["iemocap"] == "all-mpnet-base-v2 as shipped, the utterance alone"
+    assert labels["real_text_finetuned"]["meld"] == ("all-MiniLM-L6-v2 fine-tuned (every layer, up to 3 epochs), "
+                                                     "2 previous utterances")
+    assert labels["real_text_controls"]["meld-sentiment"] == "all-MiniLM-L6-v2 as shipped, 2 previous utterances"
+    assert labels["real_text_larger"]["iemocap"] == ("all-mpnet-base-v2 fine-tuned (top 4 layers, up to 3 epochs), "
+                                                     "the utterance alone")
+    found = rr.corpora(SETTINGS, root)
+    both = rr.recipe_candidates("meld-sentiment", [(found, {"meld-sentiment": {0: {}}}), ({}, {})])
+    assert both == {labels["real_text_finetuned"]["meld-sentiment"]: {0: {}}}  # an arm without the corpus adds none
+
+
+def test_validation_chooses_the_recipe_and_the_table_shows_every_one_with_runs():
+    def runs(*pairs):
+        return {seed: {"valid": {"weighted_f1": v}, "test": scores(t)} for seed, (v, t) in enumerate(pairs)}
+
+    table, chosen = rr.recipe_choice({"frozen": runs((0.62, 0.64), (0.60, 0.62)), "none yet": {},
+                                      "tuned": runs((0.63, 0.60)), "alone": runs((0.55, 0.70))})
+    assert chosen == "tuned" and list(table["recipe"]) == ["frozen", "tuned", "alone"]  # no runs: no row
+    assert table.to_dict("records")[0] == {"recipe": "frozen", "seeds": 2, "valid w-F1": pytest.approx(61.0),
+                                           "test w-F1": "63.00 ± 1.41", "chosen on validation": ""}
+    assert list(table["chosen on validation"]) == ["", "yes", ""]  # the best test figure is not what chooses
+    assert rr.choice_facts({"meld-sentiment": (table, chosen)}) == {
+        "meld_sentiment_chosen_recipe": "tuned", "meld_sentiment_chosen_weighted_f1": "60.00",
+        "meld_sentiment_chosen_n": 1}
+    with pytest.raises(SelfCheckFailed, match="no recipe has runs"):
+        rr.recipe_choice({"none": {}})
+
+
+def test_the_bf16_check_is_read_with_its_config_and_a_stale_one_fails(root):
+    artifacts = root / SETTINGS.artifacts
+    with pytest.raises(SelfCheckFailed, match="bf16_check.json is missing; make it with"):
+        rr.bf16_facts(artifacts, root)
+    config = "configs/real/iemocap_finetuned_mpnet.yaml"
+    rows = [{"bf16": False, "valid_weighted_f1": 0.50, "train_minutes": 3.0},
+            {"bf16": True, "valid_weighted_f1": 0.51, "train_minutes": 2.0}]
+    record = {"config": config, "config_digest": config_digest(rr.load_recipe(config, root)), "seed": 0, "rows": rows}
+    (artifacts / "bf16_check.json").write_text(json.dumps(record))
+    assert rr.bf16_facts(artifacts, root) == {
+        "bf16_config": config, "bf16_seed": 0, "bf16_fp32_valid_weighted_f1": pytest.approx(50.0),
+        "bf16_valid_weighted_f1": pytest.approx(51.0), "bf16_speedup": pytest.approx(1.5)}
+    (artifacts / "bf16_check.json").write_text(json.dumps({**record, "config_digest": "0" * 16}))
+    with pytest.raises(SelfCheckFailed, match="was measured with another configs/real/iemocap_finetuned_mpnet.yaml"):
+        rr.bf16_facts(artifacts, root)
 
 
 def class_summary(f1: dict[str, float], support: list[int]) -> dict:
@@ -314,3 +405,11 @@ def test_the_cost_ratio_of_the_encoders_is_the_timed_pairs_mean():
         ("IEMOCAP", "small", 0, 2.0), ("IEMOCAP", "large", 0, 12.0), ("IEMOCAP", "small", 4, 5.0),
         ("MELD", "small", 0, 1.0), ("MELD", "large", 0, 4.0))])
     assert rr.encoder_cost_ratio(speed) == pytest.approx((6.0 + 4.0) / 2)  # IEMOCAP window 4 has no large timing
+    speed["bf16"], speed["layers trained"] = "no", "all"
+    faster = pd.DataFrame([{"corpus": "MELD", "encoder": "large", "previous utterances": 0, "min / epoch": 1.0,
+                            "bf16": bf16, "layers trained": layers} for bf16, layers in (("yes", "all"), ("no", 4))])
+    assert rr.encoder_cost_ratio(pd.concat([speed, faster])) == pytest.approx(5.0)  # full float32 epochs only
+    with pytest.raises(SelfCheckFailed, match="times no encoder both with every layer in float32"):
+        rr.partial_speedup(pd.concat([speed, faster]))  # bf16 and top layers, each alone, are not the pair
+    partial = faster.iloc[:1].assign(**{"layers trained": 4, "min / epoch": 0.5})
+    assert rr.partial_speedup(pd.concat([speed, faster, partial])) == pytest.approx(4.0 / 0.5)

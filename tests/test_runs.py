@@ -49,14 +49,18 @@ def test_a_field_added_later_keeps_earlier_digests_at_the_value_they_computed_wi
     for new_value in ({"model": {"activation": "gelu_tanh"}}, {"data": {"labels": "sentiment"}},
                       {"data": {"label_set": "iemocap-4"}}, {"data": {"text": {"pooling": "cls"}}},
                       {"data": {"text": {"context": "window", "window_before": 2}}},
-                      {"data": {"text": {"finetune": {"epochs": 1}}}}):
+                      {"data": {"text": {"finetune": {"epochs": 1}}}},
+                      {"data": {"text": {"finetune": {"train_layers": 2}}}}):
         assert config_digest(with_changes(base, **new_value)) != config_digest(base), new_value
+    tuned = with_changes(base, data={"text": {"finetune": {"epochs": 1}}})
+    assert "train_layers" not in defining_fields(tuned)["data"]["text"]["finetune"]  # at its default: left out
     assert set(ADDED_FIELDS) == {"model.activation", "data.labels", "data.label_set", "data.text.window_before",
-                                 "data.text.window_after", "data.text.pooling", "data.text.finetune"}
+                                 "data.text.window_after", "data.text.pooling", "data.text.finetune",
+                                 "data.text.finetune.train_layers"}
 
 
 def test_the_committed_real_text_runs_keep_their_digests():
-    for name in ("iemocap_text", "meld_text"):
+    for name in ("iemocap_text", "meld_text", "iemocap_finetuned", "meld_finetuned_no_context_long"):
         committed = json.loads((CONFIGS.parent / "book" / "results" / "real_text" / name / "seed0" / "summary.json").read_text())
         current = with_changes(load_config(CONFIGS / "real" / f"{name}.yaml"), train={"seed": 0})
         assert config_digest(current) == committed["provenance"]["config_digest"], name

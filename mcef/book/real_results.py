@@ -483,6 +483,12 @@ def chapter_longer(profile: str, root: str | Path | None = None):
     return checked_grid(section_settings(profile, "real_text_longer", RealTextSettings, root), root, baselines=False)
 
 
+def chapter_larger(profile: str, root: str | Path | None = None):
+    """:func:`chapter_finetuned` of the larger encoder (``real_text_larger``: the no-context recipe with
+    all-mpnet-base-v2, its top layers fine-tuned), whose runs have a per-seed baseline as the fine-tuned grid's."""
+    return checked_grid(section_settings(profile, "real_text_larger", RealTextSettings, root), root, baselines=True)
+
+
 def checked_grid(settings: RealTextSettings, root: str | Path | None, *, baselines: bool):
     """(artifacts folder, settings, corpora, runs, missing seeds) of a grid that may be committed in part; a run
     present that is inconsistent (or, with ``baselines``, lacks its per-seed baseline) fails the chapter."""
@@ -518,15 +524,32 @@ def kept_candidate(summary: dict) -> dict:
     return record["candidates"][record["class_weights"]]
 
 
-def finetuned_rows(artifacts: str | Path, corpus: Corpus, runs: dict[int, dict]) -> list[dict]:
+def finetuned_rows(artifacts: str | Path, corpus: Corpus, runs: dict[int, dict], encoder: str = "",
+                   variant: str = "") -> list[dict]:
     """Our three readings of the fine-tuned features (fractions, mean and std over the seeds present): the
-    encoder's own classifier, MCEF text-only on its features, the logistic regression on them."""
-    encoder = f"{corpus.encoder} fine-tuned, {corpus.config.data.text.window_before} previous utterances"
+    encoder's own classifier, MCEF text-only on its features, the logistic regression on them; ``encoder`` and
+    ``variant`` as :func:`encoder_rows` takes them (by default the window of the fine-tuned grid)."""
+    encoder = encoder or f"{corpus.encoder} fine-tuned, {corpus.config.data.text.window_before} previous utterances"
     baselines = [json.loads(finetuned_baseline_path(artifacts, corpus, seed).read_text(encoding="utf-8"))["test"]
                  for seed in runs]
-    return [*encoder_rows(corpus, runs, encoder),
-            row_over_seeds("logistic regression on its features (ours)", f"{encoder}; C chosen on validation",
+    return [*encoder_rows(corpus, runs, encoder, variant),
+            row_over_seeds(f"logistic regression on its features{variant} (ours)", f"{encoder}; C chosen on validation",
                            baselines)]
+
+
+def trained_layers(corpus: Corpus) -> str:
+    """How much of the encoder a fine-tuned config trains: "every layer", or "its top k layers"."""
+    k = corpus.config.data.text.finetune.train_layers
+    return "every layer" if k is None else f"its top {k} layers"
+
+
+def larger_rows(artifacts: str | Path, corpus: Corpus, runs: dict[int, dict]) -> list[dict]:
+    """The larger encoder fine-tuned on each utterance alone (``corpus``: the larger config): its own classifier,
+    MCEF text-only and the logistic regression on its features, over the seeds present; no row when none is."""
+    if not runs:
+        return []
+    return finetuned_rows(artifacts, corpus, runs, f"{corpus.encoder}, {trained_layers(corpus)} fine-tuned, the "
+                          "utterance alone", f", {corpus.encoder}")
 
 
 def encoder_rows(corpus: Corpus, runs: dict[int, dict], encoder: str, variant: str = "") -> list[dict]:
@@ -621,6 +644,12 @@ def no_context_sentence(name: str, facts: dict, rows: list[dict], runs: dict[int
             f"{'keeps the window' if window_valid >= alone_valid else 'reads the utterance alone'}.")
 
 
+def against(row: dict, runs: dict[int, dict], other_row: dict, other_runs: dict[int, dict]) -> tuple[float, float, float]:
+    """(how many points of test weighted F1 MCEF's ``row`` is above ``other_row``, MCEF's mean validation weighted
+    F1 over ``runs``, over ``other_runs``): what an arm's sentence compares with the arm it varies."""
+    return 100 * (row["weighted_f1"] - other_row["weighted_f1"]), valid_weighted_f1(runs), valid_weighted_f1(other_runs)
+
+
 def longer_sentence(name: str, corpus: Corpus | None, rows: list[dict], runs: dict[int, dict], alone_rows: list[dict],
                     alone_runs: dict[int, dict]) -> str:
     """What fine-tuning the utterance alone for longer adds on one corpus (Markdown; empty without its runs or
@@ -630,8 +659,7 @@ def longer_sentence(name: str, corpus: Corpus | None, rows: list[dict], runs: di
     (own, mcef), (_, alone_mcef) = rows, alone_rows
     tune, kept = corpus.config.data.text.finetune, [kept_candidate(s) for s in runs.values()]
     alone_epochs = max(len(kept_candidate(s)["history"]) for s in alone_runs.values())
-    gain = 100 * (mcef["weighted_f1"] - alone_mcef["weighted_f1"])
-    valid, alone_valid = valid_weighted_f1(runs), valid_weighted_f1(alone_runs)
+    gain, valid, alone_valid = against(mcef, runs, alone_mcef, alone_runs)
     return (f"Fine-tuning longer: with each utterance read alone for at most {tune.epochs} epochs (stopping after "
             f"{tune.early_stopping} without a better validation score; about {fine_tuning_minutes(runs):.0f} "
             f"minutes per seed), the encoder's kept epoch is {statistics.fmean(c['best_epoch'] for c in kept):.1f} "
@@ -640,6 +668,68 @@ def longer_sentence(name: str, corpus: Corpus | None, rows: list[dict], runs: di
             f"{'above' if gain >= 0 else 'below'} the {alone_epochs}-epoch fine-tuning of the utterance alone. On "
             f"validation MCEF scores {valid:.2f} against {alone_valid:.2f}, so a validation choice "
             f"{'fine-tunes longer' if valid > alone_valid else 'keeps the shorter fine-tuning'}.")
+
+
+def larger_sentence(name: str, corpus: Corpus | None, rows: list[dict], runs: dict[int, dict], alone: Corpus | None,
+                    alone_rows: list[dict], alone_runs: dict[int, dict]) -> str:
+    """What the larger encoder adds on one corpus (Markdown; empty without its runs or without the no-context runs of
+    the smaller encoder it replaces), from :func:`larger_rows` and :func:`no_context_rows`."""
+    if not rows or not alone_rows:
+        return ""
+    (own, mcef, logistic), (_, alone_mcef) = rows, alone_rows
+    tune = corpus.config.data.text.finetune
+    gain, valid, alone_valid = against(mcef, runs, alone_mcef, alone_runs)
+    return (f"The larger encoder: {corpus.encoder} with {trained_layers(corpus)} fine-tuned on each utterance alone"
+            f"{' under bfloat16 autocast' if tune.bf16 else ''} (about {fine_tuning_minutes(runs):.0f} minutes of "
+            f"fine-tuning per seed) gives MCEF text-only {spread(mcef)} on {corpus_label(name)} over {mcef['n']} "
+            f"seed{'s' if mcef['n'] != 1 else ''} (its own classifier {spread(own)}, the logistic regression on its "
+            f"features {spread(logistic)}), {abs(gain):.1f} points {'above' if gain >= 0 else 'below'} "
+            f"{alone.encoder} fine-tuned the same way ({spread(alone_mcef)}). On validation MCEF scores {valid:.2f} "
+            f"against {alone_valid:.2f}.")
+
+
+def recipe_label(corpus: Corpus) -> str:
+    """A recipe named by what its config does to the text: the encoder, as shipped or fine-tuned (how much of it,
+    for how many epochs), and the context it reads."""
+    text = corpus.config.data.text
+    tune = text.finetune
+    how = "as shipped" if tune is None else (f"fine-tuned ({trained_layers(corpus).removeprefix('its ')}, up to "
+                                              f"{tune.epochs} epochs)")
+    context = {"speaker": "the speaker-tagged utterance", "previous": "the previous utterance and the utterance",
+               "window": f"{text.window_before} previous utterances" if text.window_before else "the utterance alone"
+               }.get(text.context, "the utterance alone")
+    return f"{corpus.encoder} {how}, {context}"
+
+
+def recipe_candidates(name: str, arms) -> dict[str, dict[int, dict]]:
+    """Recipe label (:func:`recipe_label`) -> runs of every recipe of corpus ``name`` among ``arms``, pairs of
+    (corpus name -> Corpus, corpus name -> {seed: summary}) as the chapter's grids return them."""
+    return {recipe_label(found[name]): runs.get(name, {}) for found, runs in arms if name in found}
+
+
+def recipe_choice(candidates: dict[str, dict[int, dict]]) -> tuple[pd.DataFrame, str]:
+    """(one row per recipe with runs: its seeds, MCEF's mean validation and test weighted F1 in percent, and which
+    one a validation choice keeps; the kept recipe's name). ``candidates``: recipe description -> its runs."""
+    rows = [{"recipe": recipe, "seeds": len(runs), "valid w-F1": valid_weighted_f1(runs),
+             "test w-F1": spread(row_over_seeds(recipe, "", [s["test"] for s in runs.values()]))}
+            for recipe, runs in candidates.items() if runs]
+    check(bool(rows), "no recipe has runs to choose from")
+    table = pd.DataFrame(rows)
+    chosen = table.loc[table["valid w-F1"].idxmax(), "recipe"]  # ties: the first listed
+    table["chosen on validation"] = ["yes" if r == chosen else "" for r in table["recipe"]]
+    return table, chosen
+
+
+def choice_facts(choices: dict[str, tuple[pd.DataFrame, str]]) -> dict[str, str]:
+    """Per corpus, the recipe a validation choice keeps (:func:`recipe_choice`) and its test weighted F1 over seeds,
+    keyed by glue names ``<corpus>_chosen_recipe`` and ``<corpus>_chosen_weighted_f1`` (:func:`glue_prefix`)."""
+    facts = {}
+    for name, (table, chosen) in choices.items():
+        row = table.set_index("recipe").loc[chosen]
+        facts[f"{glue_prefix(name)}_chosen_recipe"] = chosen
+        facts[f"{glue_prefix(name)}_chosen_weighted_f1"] = row["test w-F1"]
+        facts[f"{glue_prefix(name)}_chosen_n"] = int(row["seeds"])
+    return facts
 
 
 def control_sentence(name: str, facts: dict, rows: list[dict], control: Corpus | None = None,
@@ -685,18 +775,52 @@ def speed_table(artifacts: str | Path) -> tuple[pd.DataFrame, dict]:
     record = json.loads((Path(artifacts) / "finetune_speed.json").read_text(encoding="utf-8"))
     table = pd.DataFrame([{"corpus": r["corpus"], "encoder": r["encoder"], "previous utterances": r["window_before"],
                            "token limit": r["max_seq_length"], "mean tokens": round(r["mean_tokens"]),
+                           "layers trained": r.get("train_layers") or "all", "bf16": "yes" if r["bf16"] else "no",
                            "s / step": r["step_seconds"], "min / epoch": r["epoch_minutes"]} for r in record["rows"]])
     return table, {k: record[k] for k in ("machine", "commit", "date", "steps")}
 
 
 def encoder_cost_ratio(speed: pd.DataFrame) -> float:
     """How many times longer an epoch of the larger encoder takes than one of the smaller, averaged over the
-    (corpus, window) pairs :func:`speed_table` timed with both."""
+    (corpus, window) pairs :func:`speed_table` timed with both, every layer trained in float32."""
+    if "bf16" in speed:
+        speed = speed[(speed["bf16"] == "no") & (speed["layers trained"] == "all")]
     minutes = speed.pivot_table(index=["corpus", "previous utterances"], columns="encoder", values="min / epoch")
     small, large = minutes.mean().sort_values().index[[0, -1]]
     pairs = minutes[[small, large]].dropna()
     check(len(pairs) > 0, "finetune_speed.json times no (corpus, window) with both encoders")
     return float((pairs[large] / pairs[small]).mean())
+
+
+def bf16_facts(artifacts: str | Path, root: str | Path | None = None) -> dict[str, float | str]:
+    """What ``bf16_check.json`` (``scripts/bf16_check.py``) measured: the first fine-tuning epoch of one recipe from
+    one seed in float32 and under bfloat16 autocast, as glue facts ``bf16_*`` (validation weighted F1 in percent,
+    the speed-up of the epoch, the recipe); a record of another config digest than the committed config's fails."""
+    path = Path(artifacts) / "bf16_check.json"
+    check(path.is_file(), f"{path} is missing; make it with `python scripts/bf16_check.py`")
+    record = json.loads(path.read_text(encoding="utf-8"))
+    config = load_recipe(record["config"], root)
+    check(config_digest(config) == record["config_digest"], f"{path} was measured with another {record['config']} "
+          f"(config digest {record['config_digest']}, now {config_digest(config)}); remake it with "
+          "`python scripts/bf16_check.py`")
+    fp32, bf16 = (next(r for r in record["rows"] if r["bf16"] is flag) for flag in (False, True))
+    return {"bf16_config": record["config"], "bf16_seed": record["seed"],
+            "bf16_fp32_valid_weighted_f1": 100 * fp32["valid_weighted_f1"],
+            "bf16_valid_weighted_f1": 100 * bf16["valid_weighted_f1"],
+            "bf16_speedup": fp32["train_minutes"] / bf16["train_minutes"]}
+
+
+def partial_speedup(speed: pd.DataFrame) -> float:
+    """How many times cheaper an epoch gets with the encoder's top layers alone trained under bfloat16 autocast than
+    with every layer trained in float32, averaged over the (corpus, encoder, window) :func:`speed_table` timed
+    both ways."""
+    key = ["corpus", "encoder", "previous utterances"]
+    full = speed[(speed["bf16"] == "no") & (speed["layers trained"] == "all")].set_index(key)["min / epoch"]
+    partial = speed[(speed["bf16"] == "yes") & (speed["layers trained"] != "all")].set_index(key)["min / epoch"]
+    pairs = full.to_frame("full").join(partial.rename("partial"), how="inner")
+    check(len(pairs) > 0, "finetune_speed.json times no encoder both with every layer in float32 and with its top "
+          "layers alone in bfloat16")
+    return float((pairs["full"] / pairs["partial"]).mean())
 
 
 def finetuned_facts(name: str, rows: list[dict], frozen: list[dict], runs: dict[int, dict]) -> dict[str, float | int | str]:

@@ -77,6 +77,8 @@ class FineTuneConfig:
     bucket_batches: int = 50  # batches per length bucket (sorted by length inside, shuffled across)
     seed: int | None = None  # of the head, dropout and batch order; None: the run's train.seed (one encoder per seed)
     bf16: bool = False  # bfloat16 autocast (fast on GPUs and CPUs with AVX512-BF16; very slow on other CPUs)
+    train_layers: int | None = None  # transformer layers trained, counted from the top; None: every layer. The
+    # embeddings and the layers below stay as shipped, in eval mode, and no gradient is computed through them
 
 
 @dataclass(frozen=True)
@@ -103,6 +105,9 @@ class TextFeatureConfig:
         for name, default in ADDED_TEXT_FIELDS.items():
             if fields[name] == default:
                 del fields[name]
+        for name, default in ADDED_FINETUNE_FIELDS.items():
+            if fields.get("finetune") and fields["finetune"][name] == default:
+                del fields["finetune"][name]
         return fields
 
     @property
@@ -113,6 +118,7 @@ class TextFeatureConfig:
 
 
 ADDED_TEXT_FIELDS = {"window_before": 0, "window_after": 0, "pooling": "mean", "finetune": None}
+ADDED_FINETUNE_FIELDS = {"train_layers": None}  # likewise inside data.text.finetune
 
 
 # Typographic characters -> ASCII, so "don’t", "don\x92t" and "don't" tokenise alike.
