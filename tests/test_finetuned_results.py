@@ -93,7 +93,8 @@ def test_the_committed_fine_tuned_runs_are_consistent():
             record = rr.encoding_record(summary)
             assert record["selected_epoch"] == record["candidates"][record["class_weights"]]["best_epoch"]
             assert set(record["classifier"]) == {"train", "valid", "test"}
-    for arm in (rr.chapter_controls, rr.chapter_no_context, rr.chapter_longer):  # each raises on an inconsistent run
+    for arm in (rr.chapter_controls, rr.chapter_no_context, rr.chapter_longer, rr.chapter_larger):  # each raises on
+        # an inconsistent run
         _, settings, _, runs, missing = arm("smoke", REPO)
         assert all(sorted([*runs[name], *missing[name]]) == list(settings.seeds) for name in runs)
 
@@ -313,10 +314,10 @@ def test_the_larger_arm_only_swaps_the_encoder_of_the_utterance_alone_and_says_w
     _, _, alone_found, alone_runs, _ = rr.chapter_no_context("smoke", root)
     assert sorted(runs["iemocap"]) == [0, 1] and missing["iemocap"] == [2, 3, 4]
     rows = rr.larger_rows(root / settings.artifacts, found["iemocap"], runs["iemocap"])
-    assert [r["model"] for r in rows] == ["all-mpnet-base-v2's own classifier, all-mpnet-base-v2 (ours)",
-                                          "MCEF text-only on its features, all-mpnet-base-v2 (ours)",
-                                          "logistic regression on its features, all-mpnet-base-v2 (ours)"]
-    assert "its top 4 layers fine-tuned, the utterance alone" in rows[1]["protocol"]
+    assert [r["model"] for r in rows] == ["all-mpnet-base-v2's own classifier, top 4 layers fine-tuned (ours)",
+                                          "MCEF text-only on its features, top 4 layers fine-tuned (ours)",
+                                          "logistic regression on its features, top 4 layers fine-tuned (ours)"]
+    assert "all-mpnet-base-v2, top 4 layers fine-tuned, the utterance alone" in rows[1]["protocol"]
     alone_rows = rr.no_context_rows(alone_found["iemocap"], alone_runs["iemocap"])
     text = rr.larger_sentence("iemocap", found["iemocap"], rows, runs["iemocap"], alone_found["iemocap"], alone_rows,
                               alone_runs["iemocap"])
@@ -335,10 +336,10 @@ def test_a_recipe_is_named_by_its_encoder_its_fine_tuning_and_its_context(root):
         rr.section_settings("smoke", section, rr.RealTextSettings, root), root).items()}
         for section in ("real_text", "real_text_finetuned", "real_text_controls", "real_text_larger")}
     assert labels["real_text"]["iemocap"] == "all-mpnet-base-v2 as shipped, the utterance alone"
-    assert labels["real_text_finetuned"]["meld"] == ("all-MiniLM-L6-v2 fine-tuned (every layer, up to 3 epochs), "
+    assert labels["real_text_finetuned"]["meld"] == ("all-MiniLM-L6-v2, every layer fine-tuned for up to 3 epochs, "
                                                      "2 previous utterances")
     assert labels["real_text_controls"]["meld-sentiment"] == "all-MiniLM-L6-v2 as shipped, 2 previous utterances"
-    assert labels["real_text_larger"]["iemocap"] == ("all-mpnet-base-v2 fine-tuned (top 4 layers, up to 3 epochs), "
+    assert labels["real_text_larger"]["iemocap"] == ("all-mpnet-base-v2, top 4 layers fine-tuned for up to 3 epochs, "
                                                      "the utterance alone")
     found = rr.corpora(SETTINGS, root)
     both = rr.recipe_candidates("meld-sentiment", [(found, {"meld-sentiment": {0: {}}}), ({}, {})])

@@ -548,8 +548,9 @@ def larger_rows(artifacts: str | Path, corpus: Corpus, runs: dict[int, dict]) ->
     MCEF text-only and the logistic regression on its features, over the seeds present; no row when none is."""
     if not runs:
         return []
-    return finetuned_rows(artifacts, corpus, runs, f"{corpus.encoder}, {trained_layers(corpus)} fine-tuned, the "
-                          "utterance alone", f", {corpus.encoder}")
+    layers = trained_layers(corpus).removeprefix("its ")
+    return finetuned_rows(artifacts, corpus, runs, f"{corpus.encoder}, {layers} fine-tuned, the utterance alone",
+                          f", {layers} fine-tuned")
 
 
 def encoder_rows(corpus: Corpus, runs: dict[int, dict], encoder: str, variant: str = "") -> list[dict]:
@@ -693,12 +694,12 @@ def recipe_label(corpus: Corpus) -> str:
     for how many epochs), and the context it reads."""
     text = corpus.config.data.text
     tune = text.finetune
-    how = "as shipped" if tune is None else (f"fine-tuned ({trained_layers(corpus).removeprefix('its ')}, up to "
-                                              f"{tune.epochs} epochs)")
+    how = (" as shipped" if tune is None else
+           f", {trained_layers(corpus).removeprefix('its ')} fine-tuned for up to {tune.epochs} epochs")
     context = {"speaker": "the speaker-tagged utterance", "previous": "the previous utterance and the utterance",
                "window": f"{text.window_before} previous utterances" if text.window_before else "the utterance alone"
                }.get(text.context, "the utterance alone")
-    return f"{corpus.encoder} {how}, {context}"
+    return f"{corpus.encoder}{how}, {context}"
 
 
 def recipe_candidates(name: str, arms) -> dict[str, dict[int, dict]]:
