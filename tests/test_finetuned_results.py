@@ -363,6 +363,22 @@ def test_validation_chooses_the_recipe_and_the_table_shows_every_one_with_runs()
         rr.recipe_choice({"none": {}})
 
 
+def test_the_opening_page_quotes_the_recipe_a_validation_choice_keeps(root):
+    from mcef.book import reproduced
+
+    claims = {c.claim: c.here for c in reproduced.real_text_claims("smoke", root)}
+    assert claims["IEMOCAP with real data"].startswith("text only, chosen on validation (all-mpnet-base-v2 as "
+                                                       "shipped, the utterance alone), 5 seeds: weighted F1 ")
+    settings = rr.section_settings("smoke", "real_text_larger", rr.RealTextSettings, root)
+    corpus = write_run(root, settings, 0, 0.70, [0.5, 0.99], fine_tuning_record(0.6))  # the best validation score
+    rr.finetuned_baseline_path(root / settings.artifacts, corpus, 0).write_text(json.dumps({"test": scores(0.6)}))
+    claims = {c.claim: c.here for c in reproduced.real_text_claims("smoke", root)}
+    assert claims["IEMOCAP with real data"] == ("text only, chosen on validation (all-mpnet-base-v2, top 4 layers "
+                                                "fine-tuned for up to 3 epochs, the utterance alone), 1 seed: "
+                                                "weighted F1 70.00%")
+    assert "all-MiniLM-L6-v2 as shipped" in claims["MELD with real data"]
+
+
 def test_the_bf16_check_is_read_with_its_config_and_a_stale_one_fails(root):
     artifacts = root / SETTINGS.artifacts
     with pytest.raises(SelfCheckFailed, match="bf16_check.json is missing; make it with"):

@@ -708,6 +708,19 @@ def recipe_candidates(name: str, arms) -> dict[str, dict[int, dict]]:
     return {recipe_label(found[name]): runs.get(name, {}) for found, runs in arms if name in found}
 
 
+def chapter_recipes(profile: str, root: str | Path | None = None) -> dict[str, dict[str, dict[int, dict]]]:
+    """Corpus name -> recipe label -> its runs, over every grid of the chapter: the frozen encoders, the fine-tuned
+    grid and its arms, the controls (each checked as :func:`checked_grid` checks it)."""
+    settings = real_text_settings(profile, root)
+    found = corpora(settings, root)
+    artifacts = project_root(root) / settings.artifacts
+    arms = [(found, {name: read_runs(artifacts, corpus, settings.seeds) for name, corpus in found.items()})]
+    for grid in (chapter_finetuned, chapter_no_context, chapter_longer, chapter_larger, chapter_controls):
+        _, _, grid_corpora, grid_runs, _ = grid(profile, root)
+        arms.append((grid_corpora, grid_runs))
+    return {name: recipe_candidates(name, arms) for name in found}
+
+
 def recipe_choice(candidates: dict[str, dict[int, dict]]) -> tuple[pd.DataFrame, str]:
     """(one row per recipe with runs: its seeds, MCEF's mean validation and test weighted F1 in percent, and which
     one a validation choice keeps; the kept recipe's name). ``candidates``: recipe description -> its runs."""

@@ -83,16 +83,15 @@ def training_claims(summaries: list[dict], n_seeds: int, produce: str) -> list[C
 
 
 def real_text_claims(profile: str = "results", root: str | Path | None = None) -> list[Claim]:
-    """MCEF text-only on the real transcripts (chapter 7's committed runs), per corpus."""
-    settings = real_results.real_text_settings(profile, root)
-    artifacts = project_root(root) / settings.artifacts
+    """MCEF text-only on the real transcripts, per corpus: the recipe of chapter 7 a validation choice keeps."""
     claims = []
-    for corpus in real_results.corpora(settings, root).values():
-        runs = list(real_results.read_runs(artifacts, corpus, settings.seeds).values())
-        if not runs:
+    for name, recipes in real_results.chapter_recipes(profile, root).items():
+        if not any(recipes.values()):
             continue
-        claims.append(Claim(f"{real_results.corpus_label(corpus.name)} with real data", "-",
-                            f"text only ({corpus.encoder} features), {len(runs)} seeds: weighted F1 "
+        _, chosen = real_results.recipe_choice(recipes)
+        runs = list(recipes[chosen].values())
+        claims.append(Claim(f"{real_results.corpus_label(name)} with real data", "-",
+                            f"text only, chosen on validation ({chosen}), {len(runs)} seed{'s' if len(runs) != 1 else ''}: weighted F1 "
                             f"{_spread(runs, 'test', 'weighted_f1')}%", "real text only", "chapter 7"))
     return claims
 
