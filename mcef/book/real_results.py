@@ -680,13 +680,16 @@ def larger_sentence(name: str, corpus: Corpus | None, rows: list[dict], runs: di
     (own, mcef, logistic), (_, alone_mcef) = rows, alone_rows
     tune = corpus.config.data.text.finetune
     gain, valid, alone_valid = against(mcef, runs, alone_mcef, alone_runs)
+    own_valid = 100 * statistics.fmean(encoding_record(s)["classifier"]["valid"]["weighted_f1"] for s in runs.values())
     return (f"The larger encoder: {corpus.encoder} with {trained_layers(corpus)} fine-tuned on each utterance alone"
             f"{' under bfloat16 autocast' if tune.bf16 else ''} (about {fine_tuning_minutes(runs):.0f} minutes of "
             f"fine-tuning per seed) gives MCEF text-only {spread(mcef)} on {corpus_label(name)} over {mcef['n']} "
             f"seed{'s' if mcef['n'] != 1 else ''} (its own classifier {spread(own)}, the logistic regression on its "
             f"features {spread(logistic)}), {abs(gain):.1f} points {'above' if gain >= 0 else 'below'} "
             f"{alone.encoder} fine-tuned the same way ({spread(alone_mcef)}). On validation MCEF scores {valid:.2f} "
-            f"against {alone_valid:.2f}.")
+            f"against {alone_valid:.2f}, and the larger encoder's own classifier {own_valid:.2f}, so a validation "
+            f"choice between the two readings of its features keeps "
+            f"{'MCEF' if valid >= own_valid else 'its own classifier'}.")
 
 
 def recipe_label(corpus: Corpus) -> str:
