@@ -30,6 +30,7 @@ SECTIONS = {
     "real_text_controls": real_results.RealTextSettings,
     "real_text_no_context": real_results.RealTextSettings,
     "real_text_longer": real_results.RealTextSettings,
+    "real_text_larger": real_results.RealTextSettings,
 }  # fmt: skip
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
