@@ -382,6 +382,8 @@ def test_the_opening_page_quotes_the_recipe_a_validation_choice_keeps(root):
 
 def test_the_bf16_check_is_read_with_its_config_and_a_stale_one_fails(root):
     artifacts = root / SETTINGS.artifacts
+    assert rr.bf16_facts(artifacts, root)["bf16_config"] == "configs/real/iemocap_finetuned_mpnet.yaml"  # committed
+    (artifacts / "bf16_check.json").unlink()
     with pytest.raises(SelfCheckFailed, match="bf16_check.json is missing; make it with"):
         rr.bf16_facts(artifacts, root)
     config = "configs/real/iemocap_finetuned_mpnet.yaml"
