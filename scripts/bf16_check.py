@@ -21,7 +21,7 @@ import torch
 
 from mcef.config import load_config
 from mcef.features.finetune import (Inputs, _fresh_classifier, _optimizer, _train_epoch, classifier_scores,
-                                    dataset_items, run_encoder)
+                                    dataset_items, run_encoder, split_items)
 from mcef.features.text import read_transcripts
 from mcef.io import atomic_path
 from mcef.runs import config_digest
@@ -35,7 +35,7 @@ def first_epoch(dataset, text, bf16: bool) -> dict:
     tune, device = text.finetune, torch.device("cpu")
     model, tokenizer = _fresh_classifier(text, len(dataset.label_names), device, tune.seed)
     items = dataset_items(dataset, text, tokenizer.sep_token or "|")
-    train, valid = ([i for did in dataset.splits[split] for i in items[did]] for split in ("train", "valid"))
+    train, valid = (split_items(dataset, items, split) for split in ("train", "valid"))
     inputs = Inputs(tokenizer, tune.max_seq_length, paired=False, device=device, bf16=bf16)
     start = time.perf_counter()
     loss = _train_epoch(model, _optimizer(model, tune), inputs, train, inputs.lengths(train), None, tune, 0, True)

@@ -76,6 +76,11 @@ def dataset_items(dataset: DialogueDataset, config: TextFeatureConfig, separator
     return found
 
 
+def split_items(dataset: DialogueDataset, items: dict[str, list[Item]], split: str) -> list[Item]:
+    """The items of every utterance of ``split``, dialogue by dialogue in the split's order."""
+    return [i for did in dataset.splits[split] for i in items[did]]
+
+
 class Classifier(nn.Module):
     """The encoder, a pooling of its token vectors, dropout and a linear head. With ``train_layers`` only the top
     ``train_layers`` transformer layers (and the head) are trained: the embeddings and the layers below are frozen
@@ -336,13 +341,13 @@ def encode_items(dataset: DialogueDataset, config: TextFeatureConfig, *, device:
     record: dict = {"encoder": config.encoder, "fine_tuned": tune is not None, "device": str(target),
                     "torch_threads": torch.get_num_threads()}
     if tune is not None:
-        split_items = {split: [i for did in dataset.splits[split] for i in items[did]] for split in ("train", "valid")}
-        labels = np.array([i.label for i in split_items["train"]])
+        train, valid = (split_items(dataset, items, split) for split in ("train", "valid"))
+        labels = np.array([i.label for i in train])
         tried = {}
         for kind in tune.class_weights:
             if tried:  # every candidate starts from the encoder as shipped
                 model, _ = _fresh_classifier(config, len(dataset.label_names), target, tune.seed)
-            state = train_classifier(model, inputs, split_items["train"], split_items["valid"],
+            state = train_classifier(model, inputs, train, valid,
                                      class_weight_vector(kind, labels, len(dataset.label_names)), tune,
                                      dataset.label_names, workdir / kind, progress=progress, log=log)
             tried[kind] = state
@@ -386,8 +391,7 @@ def epoch_seconds(dataset: DialogueDataset, config: TextFeatureConfig, *, steps:
     target, tune = resolve_device(device), config.finetune or FineTuneConfig()
     model, tokenizer = _fresh_classifier(config, len(dataset.label_names), target, seed)
     items = dataset_items(dataset, config, tokenizer.sep_token or "|")
-    train = [i for did in dataset.splits["train"] for i in items[did]]
-    valid = [i for did in dataset.splits["valid"] for i in items[did]]
+    train, valid = (split_items(dataset, items, split) for split in ("train", "valid"))
     inputs = Inputs(tokenizer, tune.max_seq_length, paired=config.context == "window"
                     and config.window_before + config.window_after > 0, device=target, bf16=tune.bf16)
     rng = np.random.default_rng(seed)
